@@ -1,0 +1,545 @@
+//! Pools, acquisition with a hard deadline, and the [`Database`] handle.
+//!
+//! Acquisition is the layer's main promise: [`Database::conn`] returns a connection or a typed
+//! error within `DATABASE_ACQUIRE_TIMEOUT_MS` (plus a few milliseconds of scheduling), also when
+//! the server is frozen or the network drops packets.
+//!
+//! How, given r2d2's own behaviour:
+//! - r2d2 opens connections on its own threads and retries failed connects forever; a caller
+//!   only ever *waits* for one, in slices, so no caller is stuck inside a connect. libpq's
+//!   `connect_timeout` bounds each attempt on those threads.
+//! - r2d2's `test_on_check_out` would run a `SELECT 1` outside any deadline (and double the cost
+//!   of a point query), so it is off. Instead a connection idle longer than
+//!   `DATABASE_VALIDATE_IDLE_MS` is pinged under the watchdog (see `watchdog`), which shuts the
+//!   socket down at the deadline; connections used recently are trusted.
+//! - Connection errors are classified. Transient ones (refused, starting up, too many clients)
+//!   are retried with the `retry` crate — exponential backoff with jitter, at most
+//!   `DATABASE_RETRY_ATTEMPTS` times, each delay clipped to what is left of the one deadline.
+//!   Permanent ones (authentication, unknown database, malformed URL) fail at once.
+//! - A disconnect-class error evicts every idle connection of the pool (a generation counter):
+//!   after a restart they are all dead, and handing them out one by one would fail one caller
+//!   each.
+
+mod connection;
+mod manager;
+pub(crate) mod stats;
+mod watchdog;
+
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use rand::Rng;
+use retry::OperationResult;
+
+pub use connection::{DbConnection, MultiBackend};
+pub use manager::ConnectError;
+use manager::{Manager, Shared};
+pub use stats::{LatencySummary, Stats};
+
+use crate::config::{BackendKind, Config, DatabaseUrl};
+use crate::error::{ConnectFailure, Error, PoolState, Result};
+
+type Pool = r2d2::Pool<Manager>;
+
+/// How long one wait inside an acquisition lasts before the caller looks at connection errors
+/// and the deadline again.
+const WAIT_SLICE: Duration = Duration::from_millis(25);
+
+/// The handle an application builds once at start-up and shares (it is cheap to clone).
+///
+/// ```no_run
+/// # fn main() -> Result<(), taskstore::Error> {
+/// let config = taskstore::Config::from_env()?;
+/// let db = taskstore::Database::connect(&config)?;
+/// let mut conn = db.conn()?;           // a connection, or a typed error within the deadline
+/// # let _ = &mut conn;
+/// println!("{:?}", db.stats().pool);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    primary: PoolHandle,
+    replicas: Vec<PoolHandle>,
+    next_replica: AtomicUsize,
+}
+
+struct PoolHandle {
+    pool: Pool,
+    shared: Arc<Shared>,
+    url: DatabaseUrl,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &self.inner.primary.url)
+            .field("replicas", &self.inner.replicas.len())
+            .field("pool", &self.pool_state())
+            .finish()
+    }
+}
+
+/// r2d2's connection errors go to the log scrubbed and classified, and are remembered for the
+/// next timeout error.
+#[derive(Debug)]
+struct ErrorSink;
+
+impl r2d2::HandleError<ConnectError> for ErrorSink {
+    fn handle_error(&self, _error: ConnectError) {
+        // Already recorded and logged by the manager.
+    }
+}
+
+impl Database {
+    /// Builds the pools, waits up to `DATABASE_STARTUP_WAIT_MS` for the database (logging each
+    /// attempt), checks the pool against the server's `max_connections`, and applies pending
+    /// migrations when `DATABASE_MIGRATE_ON_STARTUP` is true.
+    pub fn connect(config: &Config) -> Result<Self> {
+        let primary = PoolHandle::build(&config.database_url, config)?;
+        primary.wait_until_ready(config)?;
+        let replicas = config
+            .replica_urls
+            .iter()
+            .map(|u| PoolHandle::build(u, config))
+            .collect::<Result<Vec<_>>>()?;
+        let db = Self {
+            inner: Arc::new(Inner { config: config.clone(), primary, replicas, next_replica: AtomicUsize::new(0) }),
+        };
+        db.check_server_capacity();
+        if config.migrate_on_startup {
+            crate::migrate::run_on_startup(&db)?;
+        }
+        Ok(db)
+    }
+
+    /// The configuration this database was built from.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The backend of the primary.
+    pub fn backend(&self) -> BackendKind {
+        self.inner.primary.url.backend()
+    }
+
+    /// Checks a connection out of the primary pool, within the acquire deadline.
+    #[track_caller]
+    pub fn conn(&self) -> Result<Conn> {
+        self.inner.primary.acquire(&self.inner.config, Location::caller())
+    }
+
+    /// Checks a connection out of a read replica (round robin) when replicas are configured,
+    /// else out of the primary. A replica that cannot hand out a connection falls back to the
+    /// primary. Replicas lag: read your own writes from [`Database::conn`].
+    #[track_caller]
+    pub fn read_conn(&self) -> Result<Conn> {
+        let location = Location::caller();
+        let replicas = &self.inner.replicas;
+        if replicas.is_empty() {
+            return self.inner.primary.acquire(&self.inner.config, location);
+        }
+        let i = self.inner.next_replica.fetch_add(1, Relaxed) % replicas.len();
+        match replicas[i].acquire(&self.inner.config, location) {
+            Ok(conn) => Ok(conn),
+            Err(e) => {
+                tracing::warn!(replica = %replicas[i].url, error = %e, "read replica unavailable; reading from the primary");
+                self.inner.primary.acquire(&self.inner.config, location)
+            }
+        }
+    }
+
+    /// Checks out a connection, runs `f` on it and returns its result. A disconnect-class error
+    /// discards the connection and evicts its idle siblings.
+    #[track_caller]
+    pub fn run<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        let result = f(&mut conn);
+        if let Err(e) = &result {
+            conn.note_error(e);
+        }
+        result
+    }
+
+    /// Like [`Database::run`], on a read replica when configured.
+    #[track_caller]
+    pub fn run_read<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
+        let mut conn = self.read_conn()?;
+        let result = f(&mut conn);
+        if let Err(e) = &result {
+            conn.note_error(e);
+        }
+        result
+    }
+
+    /// The primary pool's current state.
+    pub fn pool_state(&self) -> PoolState {
+        self.inner.primary.state()
+    }
+
+    /// A snapshot of the primary pool's state and counters.
+    pub fn stats(&self) -> Stats {
+        let p = &self.inner.primary;
+        p.shared.counters.snapshot(p.state())
+    }
+
+    pub(crate) fn counters(&self) -> &stats::Counters {
+        &self.inner.primary.shared.counters
+    }
+
+    /// Opens a dedicated connection to `url` outside any pool (migrations use it so that their
+    /// session advisory lock lives on one connection they control).
+    pub(crate) fn open_dedicated(&self, url: &DatabaseUrl) -> Result<DbConnection> {
+        let shared = Arc::new(Shared::new());
+        let manager = Manager::new(url, &self.inner.config.pool, &self.inner.config.session, shared);
+        manager
+            .open()
+            .map(|m| m.conn)
+            .map_err(|e| Error::Unavailable { kind: e.kind, message: e.message })
+    }
+
+    /// Warns when this pool alone could exhaust the server's connection slots.
+    fn check_server_capacity(&self) {
+        if self.backend() != BackendKind::Postgres {
+            return;
+        }
+        let result = self.run(|conn| {
+            Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("current_setting('max_connections')"))
+                .get_result::<String>(conn)?)
+        });
+        if let Ok(Some(max)) = result.map(|s| s.parse::<u32>().ok()) {
+            let ours = self.inner.config.pool.max_size;
+            if ours + 3 > max {
+                tracing::warn!(
+                    pool_max_size = ours,
+                    server_max_connections = max,
+                    "DATABASE_POOL_MAX_SIZE does not fit the server's max_connections (minus reserved slots); \
+                     lower it or raise max_connections"
+                );
+            } else {
+                tracing::debug!(pool_max_size = ours, server_max_connections = max, "pool fits the server");
+            }
+        }
+    }
+}
+
+impl PoolHandle {
+    fn build(url: &DatabaseUrl, config: &Config) -> Result<Self> {
+        let shared = Arc::new(Shared::new());
+        let manager = Manager::new(url, &config.pool, &config.session, Arc::clone(&shared));
+        let pool = r2d2::Pool::builder()
+            .max_size(config.pool.max_size)
+            .min_idle(Some(config.pool.min_idle))
+            .test_on_check_out(false)
+            .connection_timeout(config.pool.acquire_timeout)
+            .idle_timeout(Some(config.pool.idle_timeout))
+            .max_lifetime(Some(config.pool.max_lifetime))
+            .error_handler(Box::new(ErrorSink))
+            .build_unchecked(manager);
+        Ok(Self { pool, shared, url: url.clone() })
+    }
+
+    fn state(&self) -> PoolState {
+        let s = self.pool.state();
+        PoolState {
+            max_size: self.pool.max_size(),
+            connections: s.connections,
+            idle: s.idle_connections,
+            in_use: s.connections.saturating_sub(s.idle_connections),
+            waiters: self.shared.waiters.load(Relaxed),
+        }
+    }
+
+    /// Start-up: wait for the database, logging each attempt, failing fast on permanent errors.
+    fn wait_until_ready(&self, config: &Config) -> Result<()> {
+        let start = Instant::now();
+        let deadline = start + config.pool.startup_wait;
+        let manager = Manager::new(&self.url, &config.pool, &config.session, Arc::new(Shared::new()));
+        let mut delay = config.pool.retry_base_delay.max(Duration::from_millis(10));
+        for attempt in 1u32.. {
+            match manager.open() {
+                Ok(_) => {
+                    if attempt > 1 {
+                        tracing::info!(attempt, waited_ms = start.elapsed().as_millis() as u64, url = %self.url, "database is ready");
+                    }
+                    return Ok(());
+                }
+                Err(e) if !e.kind.is_transient() => {
+                    tracing::error!(attempt, kind = %e.kind, error = %e.message, url = %self.url, "database refused the connection");
+                    return Err(Error::Unavailable { kind: e.kind, message: e.message });
+                }
+                Err(e) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if remaining.is_zero() {
+                        return Err(Error::Unavailable {
+                            kind: e.kind,
+                            message: format!(
+                                "gave up after {attempt} attempts over {} ms (DATABASE_STARTUP_WAIT_MS); last error: {}",
+                                start.elapsed().as_millis(),
+                                e.message
+                            ),
+                        });
+                    }
+                    tracing::info!(attempt, kind = %e.kind, error = %e.message, retry_in_ms = delay.as_millis() as u64, url = %self.url, "waiting for the database");
+                    std::thread::sleep(delay.min(remaining));
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        unreachable!("the start-up loop returns")
+    }
+
+    fn acquire(&self, config: &Config, location: &'static Location<'static>) -> Result<Conn> {
+        let start = Instant::now();
+        let deadline = start + config.pool.acquire_timeout;
+        let counters = &self.shared.counters;
+
+        // Fast path: an idle connection, no waiting, no bookkeeping for waiters.
+        if let Some(pooled) = self.pool.try_get() {
+            if let Some(conn) = self.checkout(pooled, deadline, config, location) {
+                counters.record_acquire(start.elapsed());
+                return Ok(conn);
+            }
+        }
+
+        let _waiter = WaiterGuard::enter(&self.shared, config.pool.max_waiters).ok_or_else(|| {
+            counters.incr(&counters.timeouts, "taskstore_pool_timeouts_total");
+            Error::PoolTimeout {
+                waited: start.elapsed(),
+                state: self.state(),
+                last_error: Some(format!(
+                    "{} callers are already waiting (DATABASE_POOL_MAX_WAITERS); failing fast",
+                    config.pool.max_waiters
+                )),
+            }
+        })?;
+
+        let base = u64::try_from(config.pool.retry_base_delay.as_millis()).unwrap_or(50).max(1);
+        let delays = retry::delay::Exponential::from_millis(base)
+            .map(|d| d.mul_f64(rand::rng().random_range(0.5..1.5)))
+            .map(move |d| d.min(deadline.saturating_duration_since(Instant::now())))
+            .take(config.pool.retry_attempts as usize);
+
+        let outcome = retry::retry_with_index(delays, |attempt| {
+            if attempt > 1 {
+                counters.incr(&counters.retries, "taskstore_pool_acquire_retries_total");
+            }
+            match self.wait_for_connection(deadline, config, location) {
+                Ok(conn) => OperationResult::Ok(conn),
+                Err(Wait::Failed(e)) if e.kind.is_transient() && Instant::now() < deadline => {
+                    tracing::debug!(attempt, kind = %e.kind, error = %e.message, "transient connection error; retrying");
+                    OperationResult::Retry(Wait::Failed(e))
+                }
+                Err(other) => OperationResult::Err(other),
+            }
+        });
+
+        match outcome {
+            Ok(conn) => {
+                counters.record_acquire(start.elapsed());
+                Ok(conn)
+            }
+            Err(retry::Error { error, .. }) => {
+                counters.incr(&counters.timeouts, "taskstore_pool_timeouts_total");
+                let state = self.state();
+                let err = match error {
+                    Wait::Failed(e) => Error::Unavailable { kind: e.kind, message: e.message },
+                    Wait::Deadline => self.deadline_error(start.elapsed(), state),
+                };
+                tracing::warn!(error = %err, location = %location, "connection acquisition failed");
+                Err(err)
+            }
+        }
+    }
+
+    /// At the deadline: an exhausted pool (every connection busy) is `PoolTimeout`; a pool that
+    /// could not open connections is `Unavailable`.
+    fn deadline_error(&self, waited: Duration, state: PoolState) -> Error {
+        let last = self.shared.last_error();
+        match last {
+            Some(e) if state.connections < state.max_size => Error::Unavailable {
+                kind: e.kind,
+                message: format!("no connection within {} ms; last error: {}", waited.as_millis(), e.message),
+            },
+            None if state.connections == 0 => Error::Unavailable {
+                kind: ConnectFailure::Timeout,
+                message: format!("the server did not complete a connection within {} ms", waited.as_millis()),
+            },
+            last => Error::PoolTimeout { waited, state, last_error: last.map(|e| e.to_string()) },
+        }
+    }
+
+    /// Waits for a usable connection until a new connection error is recorded or the deadline.
+    fn wait_for_connection(&self, deadline: Instant, config: &Config, location: &'static Location<'static>) -> Result<Conn, Wait> {
+        let mark = self.shared.error_mark();
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Wait::Deadline);
+            }
+            match self.pool.get_timeout(remaining.min(WAIT_SLICE)) {
+                Ok(pooled) => {
+                    if let Some(conn) = self.checkout(pooled, deadline, config, location) {
+                        return Ok(conn);
+                    }
+                }
+                Err(_) => {
+                    if let Some(e) = self.shared.error_since(mark) {
+                        return Err(Wait::Failed(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides whether a connection from the pool may be handed out. Stale, expired and
+    /// long-idle-and-dead connections are discarded (`None`).
+    fn checkout(
+        &self,
+        mut pooled: r2d2::PooledConnection<Manager>,
+        deadline: Instant,
+        config: &Config,
+        location: &'static Location<'static>,
+    ) -> Option<Conn> {
+        let now = Instant::now();
+        let meta = &mut pooled.meta;
+        if meta.generation < self.shared.generation.load(Relaxed) || now >= meta.expires {
+            meta.broken = true;
+            return None;
+        }
+        if now.duration_since(meta.last_used) >= config.pool.validate_idle {
+            let socket = meta.socket;
+            let (result, fired) = watchdog::with_deadline(socket, deadline, || manager::ping(&mut pooled.conn));
+            if let Err(message) = result {
+                pooled.meta.broken = true;
+                tracing::info!(watchdog_fired = fired, error = %message, "discarding a dead idle connection; evicting its idle siblings");
+                self.shared.evict_all();
+                return None;
+            }
+        }
+        pooled.meta.last_used = now;
+        Some(Conn {
+            inner: Some(pooled),
+            taken_at: now,
+            location,
+            shared: Arc::clone(&self.shared),
+            leak_threshold: config.pool.leak_threshold,
+        })
+    }
+}
+
+enum Wait {
+    Failed(ConnectError),
+    Deadline,
+}
+
+/// Counts a caller as waiting for as long as it lives.
+struct WaiterGuard<'a>(&'a Shared);
+
+impl<'a> WaiterGuard<'a> {
+    fn enter(shared: &'a Shared, max: u32) -> Option<Self> {
+        let before = shared.waiters.fetch_add(1, Relaxed);
+        if max > 0 && before >= max {
+            shared.waiters.fetch_sub(1, Relaxed);
+            return None;
+        }
+        Some(Self(shared))
+    }
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A checked-out connection. Dereferences to [`DbConnection`]; returns to the pool on drop.
+pub struct Conn {
+    inner: Option<r2d2::PooledConnection<Manager>>,
+    taken_at: Instant,
+    location: &'static Location<'static>,
+    shared: Arc<Shared>,
+    leak_threshold: Option<Duration>,
+}
+
+impl Conn {
+    /// Discards this connection instead of returning it to the pool.
+    pub fn discard(&mut self) {
+        if let Some(p) = self.inner.as_mut() {
+            p.meta.broken = true;
+        }
+    }
+
+    /// Looks at an error this connection produced: a disconnect discards it and evicts the
+    /// pool's idle connections.
+    pub fn note_error(&mut self, err: &Error) {
+        if err.is_disconnect() {
+            self.discard();
+            self.shared.evict_all();
+            tracing::warn!(error = %err, "connection lost; discarding it and evicting idle connections");
+        }
+    }
+
+    /// The place in the caller's code that checked this connection out.
+    pub fn taken_at(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    pub(crate) fn counters(&self) -> &stats::Counters {
+        &self.shared.counters
+    }
+}
+
+impl Deref for Conn {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.inner.as_ref().expect("connection present until drop").conn
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.inner.as_mut().expect("connection present until drop").conn
+    }
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("taken_at", &format_args!("{}", self.location)).finish()
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let held = self.taken_at.elapsed();
+        if let Some(threshold) = self.leak_threshold {
+            if held > threshold {
+                let c = &self.shared.counters;
+                c.incr(&c.leaks, "taskstore_pool_leaks_total");
+                tracing::warn!(
+                    held_ms = held.as_millis() as u64,
+                    threshold_ms = threshold.as_millis() as u64,
+                    taken_at = %self.location,
+                    "connection held longer than DATABASE_LEAK_THRESHOLD_MS"
+                );
+            }
+        }
+        if std::thread::panicking() {
+            // A panic may have left a transaction open; never return such a connection.
+            self.discard();
+        }
+        if let Some(mut p) = self.inner.take() {
+            p.meta.last_used = Instant::now();
+            drop(p);
+        }
+    }
+}
+

@@ -1,0 +1,30 @@
+//! # taskstore
+//!
+//! The synchronous persistence layer of a multi-user task application, on Diesel: PostgreSQL in
+//! production, embedded SQLite by default, r2d2 pooling with hard deadlines, embedded
+//! migrations, and secrets that never reach a log line.
+//!
+//! ```
+//! # fn main() -> Result<(), taskstore::Error> {
+//! let config = taskstore::Config::from_vars([("DATABASE_URL", "sqlite::memory:")])?;
+//! let db = taskstore::Database::connect(&config)?;   // migrations applied
+//! let stats = db.stats();
+//! assert!(stats.pool.max_size >= 1);
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`config`] (environment → validated [`Config`]), [`db`] (pools, acquisition,
+//! [`Database`]), [`error`] (the one [`Error`] enum), [`migrate`], [`schema`], [`sql_types`],
+//! [`redact`] (secret scrubbing).
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod migrate;
+pub mod redact;
+pub mod schema;
+pub mod sql_types;
+
+pub use config::{BackendKind, Config, DatabaseUrl, Environment};
+pub use db::{Conn, Database, DbConnection, Stats};
+pub use error::{ConnectFailure, DbErrorKind, Error, PoolState, Result};

@@ -45,7 +45,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{Error, Result};
-use crate::redact::{redact_url, register_secret};
+use crate::redact::{redact_url, register_password, register_secret};
 
 /// Default for `DATABASE_URL`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://taskstore.db";
@@ -191,29 +191,56 @@ impl DatabaseUrl {
         let raw = raw.trim();
         register_secret(raw);
         if let Some(p) = password {
-            register_secret(p);
+            register_password(p);
+        }
+        if let Some(p) = url::Url::parse(raw)
+            .ok()
+            .as_ref()
+            .and_then(url::Url::password)
+        {
+            register_password(p);
         }
         if raw.is_empty() {
-            return Err(Error::config(variable, "is empty; expected postgres://user@host:port/db, sqlite://path or sqlite::memory:"));
+            return Err(Error::config(
+                variable,
+                "is empty; expected postgres://user@host:port/db, sqlite://path or sqlite::memory:",
+            ));
         }
         let lower = raw.to_ascii_lowercase();
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
             Self::parse_postgres(variable, raw, password)
         } else if lower == "sqlite::memory:" || lower == "sqlite://:memory:" {
             // Each `Database` gets its own named in-memory database, shared by its connections.
-            let name = format!("file:taskstore-mem-{}?mode=memory&cache=shared", uuid::Uuid::now_v7().simple());
+            let name = format!(
+                "file:taskstore-mem-{}?mode=memory&cache=shared",
+                uuid::Uuid::now_v7().simple()
+            );
             Ok(Self {
                 backend: BackendKind::Sqlite,
                 secret: SecretString::from(name),
                 redacted: "sqlite::memory:".into(),
                 host: None,
             })
-        } else if let Some(path) = lower.strip_prefix("sqlite://").map(|_| &raw["sqlite://".len()..]).or_else(|| lower.strip_prefix("sqlite:").map(|_| &raw["sqlite:".len()..])) {
+        } else if let Some(path) = lower
+            .strip_prefix("sqlite://")
+            .map(|_| &raw["sqlite://".len()..])
+            .or_else(|| {
+                lower
+                    .strip_prefix("sqlite:")
+                    .map(|_| &raw["sqlite:".len()..])
+            })
+        {
             if path.is_empty() {
-                return Err(Error::config(variable, "has no path; expected sqlite://path/to/file.db or sqlite::memory:"));
+                return Err(Error::config(
+                    variable,
+                    "has no path; expected sqlite://path/to/file.db or sqlite::memory:",
+                ));
             }
             if password.is_some() {
-                return Err(Error::config("DATABASE_PASSWORD", "is set but DATABASE_URL points at SQLite, which has no password; unset it"));
+                return Err(Error::config(
+                    "DATABASE_PASSWORD",
+                    "is set but DATABASE_URL points at SQLite, which has no password; unset it",
+                ));
             }
             Ok(Self {
                 backend: BackendKind::Sqlite,
@@ -235,22 +262,40 @@ impl DatabaseUrl {
         })?;
         // libpq would reject these later and echo the string back; refuse them here instead.
         for part in [url.username(), url.password().unwrap_or(""), url.path()] {
-            if percent_encoding::percent_decode_str(part).decode_utf8().is_err() || has_bad_percent(part) {
-                return Err(Error::config(variable, "contains invalid percent-encoding; encode special characters as %XX"));
+            if percent_encoding::percent_decode_str(part)
+                .decode_utf8()
+                .is_err()
+                || has_bad_percent(part)
+            {
+                return Err(Error::config(
+                    variable,
+                    "contains invalid percent-encoding; encode special characters as %XX",
+                ));
             }
         }
-        if url.host_str().is_some_and(|h| h.starts_with('[') && !h.ends_with(']')) {
+        if url
+            .host_str()
+            .is_some_and(|h| h.starts_with('[') && !h.ends_with(']'))
+        {
             return Err(Error::config(variable, "has an unclosed '[' in the host"));
         }
         if let Some(p) = password {
-            url.set_password(Some(p)).map_err(|_| Error::config(variable, "cannot carry a password (no host)"))?;
+            url.set_password(Some(p))
+                .map_err(|_| Error::config(variable, "cannot carry a password (no host)"))?;
         }
         if let Some(p) = url.password() {
-            register_secret(p);
+            register_password(p);
         }
-        let host = url.host_str().map(|h| h.trim_matches(|c| c == '[' || c == ']').to_owned());
+        let host = url
+            .host_str()
+            .map(|h| h.trim_matches(|c| c == '[' || c == ']').to_owned());
         let redacted = redact_url(url.as_str());
-        Ok(Self { backend: BackendKind::Postgres, secret: SecretString::from(url.to_string()), redacted, host })
+        Ok(Self {
+            backend: BackendKind::Postgres,
+            secret: SecretString::from(url.to_string()),
+            redacted,
+            host,
+        })
     }
 
     /// The backend this URL selects.
@@ -273,13 +318,19 @@ impl DatabaseUrl {
         match self.host.as_deref() {
             None | Some("") | Some("localhost") => true,
             Some(h) if h.starts_with('/') => true,
-            Some(h) => h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+            Some(h) => h
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
         }
     }
 
     /// The query parameter `key` of a PostgreSQL URL (`sslmode`, ...), if present.
     fn query_param(&self, key: &str) -> Option<String> {
-        url::Url::parse(self.expose()).ok()?.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+        url::Url::parse(self.expose())
+            .ok()?
+            .query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
     }
 
     /// The one place the secret is exposed: the string handed to the database driver.
@@ -293,17 +344,31 @@ impl DatabaseUrl {
         if self.backend != BackendKind::Postgres {
             return self.clone();
         }
-        let Ok(mut url) = url::Url::parse(self.expose()) else { return self.clone() };
+        let Ok(mut url) = url::Url::parse(self.expose()) else {
+            return self.clone();
+        };
         let existing: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
-        {
-            let mut q = url.query_pairs_mut();
-            for (k, v) in params {
-                if !existing.iter().any(|e| e == k) {
-                    q.append_pair(k, v);
+        // libpq decodes %XX but not `+`, so the query is built by hand rather than with
+        // `query_pairs_mut` (form encoding).
+        let mut query = url.query().unwrap_or("").to_owned();
+        for (k, v) in params {
+            if !existing.iter().any(|e| e == k) {
+                if !query.is_empty() {
+                    query.push('&');
                 }
+                query.push_str(k);
+                query.push('=');
+                query.extend(percent_encoding::utf8_percent_encode(
+                    v,
+                    percent_encoding::NON_ALPHANUMERIC,
+                ));
             }
         }
-        Self { secret: SecretString::from(url.to_string()), ..self.clone() }
+        url.set_query(Some(&query));
+        Self {
+            secret: SecretString::from(url.to_string()),
+            ..self.clone()
+        }
     }
 }
 
@@ -312,7 +377,9 @@ fn has_bad_percent(s: &str) -> bool {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)) {
+            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            {
                 return true;
             }
             i += 3;
@@ -454,20 +521,30 @@ impl Vars {
         }
     }
 
-    fn parse<T: std::str::FromStr>(&mut self, name: &'static str, default: T, expected: &str) -> Result<T> {
+    fn parse<T: std::str::FromStr>(
+        &mut self,
+        name: &'static str,
+        default: T,
+        expected: &str,
+    ) -> Result<T> {
         match self.get(name) {
             None => Ok(default),
             Some(v) if v.trim().is_empty() => Ok(default),
-            Some(v) => v.trim().parse().map_err(|_| Error::config(name, format!("expected {expected}, got {v:?}"))),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| Error::config(name, format!("expected {expected}, got {v:?}"))),
         }
     }
 
     fn millis(&mut self, name: &'static str, default: u64) -> Result<Duration> {
-        self.parse(name, default, "a whole number of milliseconds").map(Duration::from_millis)
+        self.parse(name, default, "a whole number of milliseconds")
+            .map(Duration::from_millis)
     }
 
     fn secs(&mut self, name: &'static str, default: u64) -> Result<Duration> {
-        self.parse(name, default, "a whole number of seconds").map(Duration::from_secs)
+        self.parse(name, default, "a whole number of seconds")
+            .map(Duration::from_secs)
     }
 
     fn flag(&mut self, name: &'static str, default: bool) -> Result<bool> {
@@ -477,26 +554,42 @@ impl Vars {
             Some(v) => match v.as_str() {
                 "1" | "true" | "yes" | "on" => Ok(true),
                 "0" | "false" | "no" | "off" => Ok(false),
-                _ => Err(Error::config(name, format!("expected true or false, got {v:?}"))),
+                _ => Err(Error::config(
+                    name,
+                    format!("expected true or false, got {v:?}"),
+                )),
             },
         }
     }
 
     /// A secret that may come from `NAME` or from the file named by `NAME_FILE`.
-    fn secret_or_file(&mut self, name: &'static str, file_name: &'static str) -> Result<Option<String>> {
+    fn secret_or_file(
+        &mut self,
+        name: &'static str,
+        file_name: &'static str,
+    ) -> Result<Option<String>> {
         let direct = self.get(name);
         let file = self.get(file_name);
         match (direct, file) {
-            (Some(_), Some(_)) => Err(Error::config(file_name, format!("is set together with {name}; set only one of them"))),
+            (Some(_), Some(_)) => Err(Error::config(
+                file_name,
+                format!("is set together with {name}; set only one of them"),
+            )),
             (Some(v), None) => Ok(Some(v)),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path.trim()).map_err(|e| {
-                    Error::config(file_name, format!("cannot read the file {:?}: {e}", path.trim()))
+                    Error::config(
+                        file_name,
+                        format!("cannot read the file {:?}: {e}", path.trim()),
+                    )
                 })?;
                 let value = text.trim_end_matches(['\n', '\r']).to_owned();
-                register_secret(&value);
+                register_password(&value);
                 if value.is_empty() {
-                    return Err(Error::config(file_name, format!("the file {:?} is empty", path.trim())));
+                    return Err(Error::config(
+                        file_name,
+                        format!("the file {:?} is empty", path.trim()),
+                    ));
                 }
                 Ok(Some(value))
             }
@@ -532,27 +625,46 @@ impl Config {
         for (k, v) in process {
             values.insert(k, (v, Source::Environment));
         }
-        Self::build(Vars { values, sources: BTreeMap::new() })
+        Self::build(Vars {
+            values,
+            sources: BTreeMap::new(),
+        })
     }
 
     /// Builds a configuration from explicit variables only (no process environment, no files):
     /// for tests and embedding.
-    pub fn from_vars<K: AsRef<str>, V: AsRef<str>>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self> {
+    pub fn from_vars<K: AsRef<str>, V: AsRef<str>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
         let values = vars
             .into_iter()
-            .map(|(k, v)| (k.as_ref().to_owned(), (v.as_ref().to_owned(), Source::Environment)))
+            .map(|(k, v)| {
+                (
+                    k.as_ref().to_owned(),
+                    (v.as_ref().to_owned(), Source::Environment),
+                )
+            })
             .collect();
-        Self::build(Vars { values, sources: BTreeMap::new() })
+        Self::build(Vars {
+            values,
+            sources: BTreeMap::new(),
+        })
     }
 
     fn build(mut vars: Vars) -> Result<Self> {
         let unknown: Vec<&String> = vars
             .values
             .keys()
-            .filter(|k| (k.starts_with("DATABASE_") || k.starts_with("TASKSTORE_")) && !VARIABLES.contains(&k.as_str()))
+            .filter(|k| {
+                (k.starts_with("DATABASE_") || k.starts_with("TASKSTORE_"))
+                    && !VARIABLES.contains(&k.as_str())
+            })
             .collect();
         if let Some(k) = unknown.first() {
-            return Err(Error::config(k.as_str(), "is not a taskstore variable; see the README's table for the supported names"));
+            return Err(Error::config(
+                k.as_str(),
+                "is not a taskstore variable; see the README's table for the supported names",
+            ));
         }
         let environment = match vars.get("TASKSTORE_ENV") {
             Some(v) => parse_environment(&v)?,
@@ -560,15 +672,32 @@ impl Config {
         };
         let password = vars.secret_or_file("DATABASE_PASSWORD", "DATABASE_PASSWORD_FILE")?;
         let (url_var, raw_url) = match vars.secret_or_file("DATABASE_URL", "DATABASE_URL_FILE")? {
-            Some(u) => (if vars.sources.get("DATABASE_URL") == Some(&Source::Default) { "DATABASE_URL_FILE" } else { "DATABASE_URL" }, u),
+            Some(u) => (
+                if vars.sources.get("DATABASE_URL") == Some(&Source::Default) {
+                    "DATABASE_URL_FILE"
+                } else {
+                    "DATABASE_URL"
+                },
+                u,
+            ),
             None => ("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned()),
         };
         let database_url = DatabaseUrl::parse(url_var, &raw_url, password.as_deref())?;
-        let migration_url = match vars.get("DATABASE_MIGRATION_URL").filter(|v| !v.trim().is_empty()) {
+        let migration_url = match vars
+            .get("DATABASE_MIGRATION_URL")
+            .filter(|v| !v.trim().is_empty())
+        {
             Some(u) => {
                 let parsed = DatabaseUrl::parse("DATABASE_MIGRATION_URL", &u, None)?;
                 if parsed.backend() != database_url.backend() {
-                    return Err(Error::config("DATABASE_MIGRATION_URL", format!("points at {} but DATABASE_URL points at {}; both must use the same backend", parsed.backend(), database_url.backend())));
+                    return Err(Error::config(
+                        "DATABASE_MIGRATION_URL",
+                        format!(
+                            "points at {} but DATABASE_URL points at {}; both must use the same backend",
+                            parsed.backend(),
+                            database_url.backend()
+                        ),
+                    ));
                 }
                 Some(parsed)
             }
@@ -580,69 +709,151 @@ impl Config {
                 for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                     let u = DatabaseUrl::parse("DATABASE_REPLICA_URLS", part, password.as_deref())?;
                     if u.backend() != BackendKind::Postgres {
-                        return Err(Error::config("DATABASE_REPLICA_URLS", "read replicas are supported on PostgreSQL only; use postgres:// URLs"));
+                        return Err(Error::config(
+                            "DATABASE_REPLICA_URLS",
+                            "read replicas are supported on PostgreSQL only; use postgres:// URLs",
+                        ));
                     }
                     urls.push(u);
                 }
                 if !urls.is_empty() && database_url.backend() != BackendKind::Postgres {
-                    return Err(Error::config("DATABASE_REPLICA_URLS", "is set but DATABASE_URL is not PostgreSQL"));
+                    return Err(Error::config(
+                        "DATABASE_REPLICA_URLS",
+                        "is set but DATABASE_URL is not PostgreSQL",
+                    ));
                 }
                 urls
             }
             None => Vec::new(),
         };
 
-        let max_size: u32 = vars.parse("DATABASE_POOL_MAX_SIZE", DEFAULT_POOL_MAX_SIZE, "a pool size from 1 to 1000")?;
+        let max_size: u32 = vars.parse(
+            "DATABASE_POOL_MAX_SIZE",
+            DEFAULT_POOL_MAX_SIZE,
+            "a pool size from 1 to 1000",
+        )?;
         if !(1..=1000).contains(&max_size) {
-            return Err(Error::config("DATABASE_POOL_MAX_SIZE", format!("expected a pool size from 1 to 1000, got {max_size}")));
+            return Err(Error::config(
+                "DATABASE_POOL_MAX_SIZE",
+                format!("expected a pool size from 1 to 1000, got {max_size}"),
+            ));
         }
         let min_idle_set = vars.values.contains_key("DATABASE_POOL_MIN_IDLE");
-        let min_idle: u32 = vars.parse("DATABASE_POOL_MIN_IDLE", DEFAULT_POOL_MIN_IDLE.min(max_size), "a whole number of connections")?;
+        let min_idle: u32 = vars.parse(
+            "DATABASE_POOL_MIN_IDLE",
+            DEFAULT_POOL_MIN_IDLE.min(max_size),
+            "a whole number of connections",
+        )?;
         if min_idle_set && min_idle > max_size {
-            return Err(Error::config("DATABASE_POOL_MIN_IDLE", format!("is {min_idle}, larger than DATABASE_POOL_MAX_SIZE ({max_size}); it must be at most the pool size")));
+            return Err(Error::config(
+                "DATABASE_POOL_MIN_IDLE",
+                format!(
+                    "is {min_idle}, larger than DATABASE_POOL_MAX_SIZE ({max_size}); it must be at most the pool size"
+                ),
+            ));
         }
-        let acquire_timeout = vars.millis("DATABASE_ACQUIRE_TIMEOUT_MS", DEFAULT_ACQUIRE_TIMEOUT_MS)?;
+        let acquire_timeout =
+            vars.millis("DATABASE_ACQUIRE_TIMEOUT_MS", DEFAULT_ACQUIRE_TIMEOUT_MS)?;
         if acquire_timeout.is_zero() {
-            return Err(Error::config("DATABASE_ACQUIRE_TIMEOUT_MS", "must be greater than 0"));
+            return Err(Error::config(
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                "must be greater than 0",
+            ));
         }
-        let max_waiters = vars.parse("DATABASE_POOL_MAX_WAITERS", DEFAULT_POOL_MAX_WAITERS, "a whole number of callers (0 = unlimited)")?;
-        let connect_timeout = vars.millis("DATABASE_CONNECT_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_MS)?;
+        let max_waiters = vars.parse(
+            "DATABASE_POOL_MAX_WAITERS",
+            DEFAULT_POOL_MAX_WAITERS,
+            "a whole number of callers (0 = unlimited)",
+        )?;
+        let connect_timeout =
+            vars.millis("DATABASE_CONNECT_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_MS)?;
         if connect_timeout.is_zero() {
-            return Err(Error::config("DATABASE_CONNECT_TIMEOUT_MS", "must be greater than 0"));
+            return Err(Error::config(
+                "DATABASE_CONNECT_TIMEOUT_MS",
+                "must be greater than 0",
+            ));
         }
         let startup_wait = vars.millis("DATABASE_STARTUP_WAIT_MS", DEFAULT_STARTUP_WAIT_MS)?;
         let idle_timeout = vars.secs("DATABASE_IDLE_TIMEOUT_S", DEFAULT_IDLE_TIMEOUT_S)?;
         let max_lifetime = vars.secs("DATABASE_MAX_LIFETIME_S", DEFAULT_MAX_LIFETIME_S)?;
         if idle_timeout.is_zero() || max_lifetime.is_zero() {
-            return Err(Error::config(if idle_timeout.is_zero() { "DATABASE_IDLE_TIMEOUT_S" } else { "DATABASE_MAX_LIFETIME_S" }, "must be greater than 0"));
+            return Err(Error::config(
+                if idle_timeout.is_zero() {
+                    "DATABASE_IDLE_TIMEOUT_S"
+                } else {
+                    "DATABASE_MAX_LIFETIME_S"
+                },
+                "must be greater than 0",
+            ));
         }
         if idle_timeout >= max_lifetime {
-            return Err(Error::config("DATABASE_IDLE_TIMEOUT_S", format!("({}) must be less than DATABASE_MAX_LIFETIME_S ({})", idle_timeout.as_secs(), max_lifetime.as_secs())));
+            return Err(Error::config(
+                "DATABASE_IDLE_TIMEOUT_S",
+                format!(
+                    "({}) must be less than DATABASE_MAX_LIFETIME_S ({})",
+                    idle_timeout.as_secs(),
+                    max_lifetime.as_secs()
+                ),
+            ));
         }
         let validate_idle = vars.millis("DATABASE_VALIDATE_IDLE_MS", DEFAULT_VALIDATE_IDLE_MS)?;
-        let retry_attempts = vars.parse("DATABASE_RETRY_ATTEMPTS", DEFAULT_RETRY_ATTEMPTS, "a whole number of retries")?;
-        let retry_base_delay = vars.millis("DATABASE_RETRY_BASE_DELAY_MS", DEFAULT_RETRY_BASE_DELAY_MS)?;
+        let retry_attempts = vars.parse(
+            "DATABASE_RETRY_ATTEMPTS",
+            DEFAULT_RETRY_ATTEMPTS,
+            "a whole number of retries",
+        )?;
+        let retry_base_delay =
+            vars.millis("DATABASE_RETRY_BASE_DELAY_MS", DEFAULT_RETRY_BASE_DELAY_MS)?;
         let leak = vars.millis("DATABASE_LEAK_THRESHOLD_MS", 0)?;
-        let statement_timeout = vars.millis("DATABASE_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS)?;
+        let statement_timeout = vars.millis(
+            "DATABASE_STATEMENT_TIMEOUT_MS",
+            DEFAULT_STATEMENT_TIMEOUT_MS,
+        )?;
         let lock_timeout = vars.millis("DATABASE_LOCK_TIMEOUT_MS", DEFAULT_LOCK_TIMEOUT_MS)?;
-        let idle_in_transaction_timeout = vars.millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS)?;
-        let tx_retry_attempts = vars.parse("DATABASE_TX_RETRY_ATTEMPTS", DEFAULT_TX_RETRY_ATTEMPTS, "a whole number of re-runs")?;
+        let idle_in_transaction_timeout = vars.millis(
+            "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+            DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+        )?;
+        let tx_retry_attempts = vars.parse(
+            "DATABASE_TX_RETRY_ATTEMPTS",
+            DEFAULT_TX_RETRY_ATTEMPTS,
+            "a whole number of re-runs",
+        )?;
         let migrate_on_startup = vars.flag("DATABASE_MIGRATE_ON_STARTUP", true)?;
         let prepared_statements = vars.flag("DATABASE_PREPARED_STATEMENTS", true)?;
-        let require_tls = match vars.get("DATABASE_REQUIRE_TLS").map(|v| v.trim().to_ascii_lowercase()) {
+        let require_tls = match vars
+            .get("DATABASE_REQUIRE_TLS")
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
             None => TlsRequirement::Auto,
             Some(v) => match v.as_str() {
                 "" | "auto" => TlsRequirement::Auto,
                 "1" | "true" | "yes" | "on" => TlsRequirement::Required,
                 "0" | "false" | "no" | "off" => TlsRequirement::Off,
-                _ => return Err(Error::config("DATABASE_REQUIRE_TLS", format!("expected auto, true or false, got {v:?}"))),
+                _ => {
+                    return Err(Error::config(
+                        "DATABASE_REQUIRE_TLS",
+                        format!("expected auto, true or false, got {v:?}"),
+                    ));
+                }
             },
         };
-        let application_name = vars.get("DATABASE_APPLICATION_NAME").unwrap_or_else(|| DEFAULT_APPLICATION_NAME.into());
-        if application_name.len() > 63 || !application_name.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
-            return Err(Error::config("DATABASE_APPLICATION_NAME", "expected at most 63 printable ASCII characters"));
+        let application_name = vars
+            .get("DATABASE_APPLICATION_NAME")
+            .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.into());
+        if application_name.len() > 63
+            || !application_name
+                .chars()
+                .all(|c| c.is_ascii_graphic() || c == ' ')
+        {
+            return Err(Error::config(
+                "DATABASE_APPLICATION_NAME",
+                "expected at most 63 printable ASCII characters",
+            ));
         }
-        let log_filter = vars.get("TASKSTORE_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.into());
+        let log_filter = vars
+            .get("TASKSTORE_LOG")
+            .unwrap_or_else(|| DEFAULT_LOG_FILTER.into());
 
         let config = Self {
             environment,
@@ -685,21 +896,34 @@ impl Config {
         let required_for = |url: &DatabaseUrl| match self.require_tls {
             TlsRequirement::Off => false,
             TlsRequirement::Required => true,
-            TlsRequirement::Auto => self.environment == Environment::Production && !url.is_loopback(),
+            TlsRequirement::Auto => {
+                self.environment == Environment::Production && !url.is_loopback()
+            }
         };
         let all = std::iter::once(("DATABASE_URL", &self.database_url))
-            .chain(self.migration_url.iter().map(|u| ("DATABASE_MIGRATION_URL", u)))
-            .chain(self.replica_urls.iter().map(|u| ("DATABASE_REPLICA_URLS", u)));
+            .chain(
+                self.migration_url
+                    .iter()
+                    .map(|u| ("DATABASE_MIGRATION_URL", u)),
+            )
+            .chain(
+                self.replica_urls
+                    .iter()
+                    .map(|u| ("DATABASE_REPLICA_URLS", u)),
+            );
         for (var, url) in all {
             if url.backend() != BackendKind::Postgres || !required_for(url) {
                 continue;
             }
             let mode = url.query_param("sslmode").unwrap_or_default();
             if !matches!(mode.as_str(), "require" | "verify-ca" | "verify-full") {
-                return Err(Error::config(var, format!(
-                    "connects to the non-loopback host {:?} without TLS; add sslmode=require (or verify-full) to the URL, or set DATABASE_REQUIRE_TLS=false to allow it explicitly",
-                    url.host().unwrap_or("?")
-                )));
+                return Err(Error::config(
+                    var,
+                    format!(
+                        "connects to the non-loopback host {:?} without TLS; add sslmode=require (or verify-full) to the URL, or set DATABASE_REQUIRE_TLS=false to allow it explicitly",
+                        url.host().unwrap_or("?")
+                    ),
+                ));
             }
         }
         Ok(())
@@ -707,48 +931,118 @@ impl Config {
 
     /// Where each variable's value came from.
     pub fn source_of(&self, variable: &str) -> Source {
-        self.sources.get(variable).cloned().unwrap_or(Source::Default)
+        self.sources
+            .get(variable)
+            .cloned()
+            .unwrap_or(Source::Default)
     }
 
     /// The effective configuration as (variable, value, source) rows, secrets redacted.
     pub fn effective(&self) -> Vec<(&'static str, String, Source)> {
         let ms = |d: Duration| d.as_millis().to_string();
         let s = |d: Duration| d.as_secs().to_string();
-        let secret = |set: bool| if set { crate::redact::MASK.to_owned() } else { "(unset)".into() };
+        let secret = |set: bool| {
+            if set {
+                crate::redact::MASK.to_owned()
+            } else {
+                "(unset)".into()
+            }
+        };
         let pw_set = self.source_of("DATABASE_PASSWORD") != Source::Default;
         let pw_file_set = self.source_of("DATABASE_PASSWORD_FILE") != Source::Default;
         let url_file_set = self.source_of("DATABASE_URL_FILE") != Source::Default;
         let rows: Vec<(&'static str, String)> = vec![
             ("DATABASE_URL", self.database_url.redacted().to_owned()),
-            ("DATABASE_URL_FILE", if url_file_set { "(set; URL read from file)".into() } else { "(unset)".into() }),
+            (
+                "DATABASE_URL_FILE",
+                if url_file_set {
+                    "(set; URL read from file)".into()
+                } else {
+                    "(unset)".into()
+                },
+            ),
             ("DATABASE_PASSWORD", secret(pw_set)),
-            ("DATABASE_PASSWORD_FILE", if pw_file_set { "(set)".into() } else { "(unset)".into() }),
-            ("DATABASE_MIGRATION_URL", self.migration_url.as_ref().map_or("(DATABASE_URL)".into(), |u| u.redacted().to_owned())),
-            ("DATABASE_REPLICA_URLS", self.replica_urls.iter().map(|u| u.redacted().to_owned()).collect::<Vec<_>>().join(",")),
+            (
+                "DATABASE_PASSWORD_FILE",
+                if pw_file_set {
+                    "(set)".into()
+                } else {
+                    "(unset)".into()
+                },
+            ),
+            (
+                "DATABASE_MIGRATION_URL",
+                self.migration_url
+                    .as_ref()
+                    .map_or("(DATABASE_URL)".into(), |u| u.redacted().to_owned()),
+            ),
+            (
+                "DATABASE_REPLICA_URLS",
+                self.replica_urls
+                    .iter()
+                    .map(|u| u.redacted().to_owned())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("DATABASE_POOL_MAX_SIZE", self.pool.max_size.to_string()),
             ("DATABASE_POOL_MIN_IDLE", self.pool.min_idle.to_string()),
             ("DATABASE_ACQUIRE_TIMEOUT_MS", ms(self.pool.acquire_timeout)),
-            ("DATABASE_POOL_MAX_WAITERS", self.pool.max_waiters.to_string()),
+            (
+                "DATABASE_POOL_MAX_WAITERS",
+                self.pool.max_waiters.to_string(),
+            ),
             ("DATABASE_CONNECT_TIMEOUT_MS", ms(self.pool.connect_timeout)),
             ("DATABASE_STARTUP_WAIT_MS", ms(self.pool.startup_wait)),
             ("DATABASE_IDLE_TIMEOUT_S", s(self.pool.idle_timeout)),
             ("DATABASE_MAX_LIFETIME_S", s(self.pool.max_lifetime)),
             ("DATABASE_VALIDATE_IDLE_MS", ms(self.pool.validate_idle)),
-            ("DATABASE_STATEMENT_TIMEOUT_MS", ms(self.session.statement_timeout)),
+            (
+                "DATABASE_STATEMENT_TIMEOUT_MS",
+                ms(self.session.statement_timeout),
+            ),
             ("DATABASE_LOCK_TIMEOUT_MS", ms(self.session.lock_timeout)),
-            ("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", ms(self.session.idle_in_transaction_timeout)),
-            ("DATABASE_RETRY_ATTEMPTS", self.pool.retry_attempts.to_string()),
-            ("DATABASE_RETRY_BASE_DELAY_MS", ms(self.pool.retry_base_delay)),
-            ("DATABASE_TX_RETRY_ATTEMPTS", self.tx_retry_attempts.to_string()),
-            ("DATABASE_LEAK_THRESHOLD_MS", self.pool.leak_threshold.map_or("0".into(), ms)),
-            ("DATABASE_MIGRATE_ON_STARTUP", self.migrate_on_startup.to_string()),
-            ("DATABASE_PREPARED_STATEMENTS", self.session.prepared_statements.to_string()),
-            ("DATABASE_REQUIRE_TLS", format!("{:?}", self.require_tls).to_ascii_lowercase()),
-            ("DATABASE_APPLICATION_NAME", self.session.application_name.clone()),
+            (
+                "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+                ms(self.session.idle_in_transaction_timeout),
+            ),
+            (
+                "DATABASE_RETRY_ATTEMPTS",
+                self.pool.retry_attempts.to_string(),
+            ),
+            (
+                "DATABASE_RETRY_BASE_DELAY_MS",
+                ms(self.pool.retry_base_delay),
+            ),
+            (
+                "DATABASE_TX_RETRY_ATTEMPTS",
+                self.tx_retry_attempts.to_string(),
+            ),
+            (
+                "DATABASE_LEAK_THRESHOLD_MS",
+                self.pool.leak_threshold.map_or("0".into(), ms),
+            ),
+            (
+                "DATABASE_MIGRATE_ON_STARTUP",
+                self.migrate_on_startup.to_string(),
+            ),
+            (
+                "DATABASE_PREPARED_STATEMENTS",
+                self.session.prepared_statements.to_string(),
+            ),
+            (
+                "DATABASE_REQUIRE_TLS",
+                format!("{:?}", self.require_tls).to_ascii_lowercase(),
+            ),
+            (
+                "DATABASE_APPLICATION_NAME",
+                self.session.application_name.clone(),
+            ),
             ("TASKSTORE_ENV", self.environment.as_str().into()),
             ("TASKSTORE_LOG", self.log_filter.clone()),
         ];
-        rows.into_iter().map(|(k, v)| (k, v, self.source_of(k))).collect()
+        rows.into_iter()
+            .map(|(k, v)| (k, v, self.source_of(k)))
+            .collect()
     }
 
     /// The migration target: `DATABASE_MIGRATION_URL` when set, else `DATABASE_URL`.
@@ -771,18 +1065,41 @@ fn parse_environment(v: &str) -> Result<Environment> {
         "" | "development" | "dev" => Ok(Environment::Development),
         "test" => Ok(Environment::Test),
         "production" | "prod" => Ok(Environment::Production),
-        _ => Err(Error::config("TASKSTORE_ENV", format!("expected development, test or production, got {v:?}"))),
+        _ => Err(Error::config(
+            "TASKSTORE_ENV",
+            format!("expected development, test or production, got {v:?}"),
+        )),
     }
 }
 
-fn load_dotenv(path: &PathBuf, label: &str, into: &mut BTreeMap<String, (String, Source)>) -> Result<()> {
+fn load_dotenv(
+    path: &PathBuf,
+    label: &str,
+    into: &mut BTreeMap<String, (String, Source)>,
+) -> Result<()> {
     let iter = match dotenvy::from_path_iter(path) {
         Ok(iter) => iter,
         Err(e) if e.not_found() => return Ok(()),
-        Err(_) => return Err(Error::config(label, format!("cannot read {}; check that it is a readable .env file", path.display()))),
+        Err(_) => {
+            return Err(Error::config(
+                label,
+                format!(
+                    "cannot read {}; check that it is a readable .env file",
+                    path.display()
+                ),
+            ));
+        }
     };
     for item in iter {
-        let (k, v) = item.map_err(|_| Error::config(label, format!("{} has a malformed line; expected NAME=value", path.display())))?;
+        let (k, v) = item.map_err(|_| {
+            Error::config(
+                label,
+                format!(
+                    "{} has a malformed line; expected NAME=value",
+                    path.display()
+                ),
+            )
+        })?;
         if VARIABLES.contains(&k.as_str()) {
             into.insert(k, (v, Source::DotEnv(label.to_owned())));
         }
@@ -800,14 +1117,21 @@ mod tests {
         assert_eq!(c.database_url.backend(), BackendKind::Sqlite);
         assert_eq!(c.database_url.redacted(), "sqlite://taskstore.db");
         assert_eq!(c.source_of("DATABASE_URL"), Source::Default);
-        assert_eq!(c.pool.acquire_timeout, Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS));
+        assert_eq!(
+            c.pool.acquire_timeout,
+            Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS)
+        );
     }
 
     #[test]
     fn bad_values_name_the_variable() {
         let e = Config::from_vars([("DATABASE_POOL_MAX_SIZE", "ten")]).unwrap_err();
         assert!(e.to_string().contains("DATABASE_POOL_MAX_SIZE"), "{e}");
-        let e = Config::from_vars([("DATABASE_POOL_MIN_IDLE", "20"), ("DATABASE_POOL_MAX_SIZE", "5")]).unwrap_err();
+        let e = Config::from_vars([
+            ("DATABASE_POOL_MIN_IDLE", "20"),
+            ("DATABASE_POOL_MAX_SIZE", "5"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("DATABASE_POOL_MIN_IDLE"), "{e}");
         let e = Config::from_vars([("DATABASE_IDLE_TIMEOUT_S", "2000")]).unwrap_err();
         assert!(e.to_string().contains("DATABASE_IDLE_TIMEOUT_S"), "{e}");
@@ -827,22 +1151,49 @@ mod tests {
         assert!(c.database_url.expose().contains("pw-Merged-123"));
         let shown = format!("{c:?} {c} {}", c.database_url);
         assert!(!shown.contains("pw-Merged-123"), "{shown}");
-        assert!(shown.contains("postgres://app:***@db.internal:5432/tasks"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:***@db.internal:5432/tasks"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn production_refuses_plain_tcp_to_remote_hosts() {
-        let e = Config::from_vars([("TASKSTORE_ENV", "production"), ("DATABASE_URL", "postgres://a:b@db.example.com/t")]).unwrap_err();
+        let e = Config::from_vars([
+            ("TASKSTORE_ENV", "production"),
+            ("DATABASE_URL", "postgres://a:b@db.example.com/t"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("sslmode=require"), "{e}");
         assert!(!e.to_string().contains(":b@"), "{e}");
-        Config::from_vars([("TASKSTORE_ENV", "production"), ("DATABASE_URL", "postgres://a:b@db.example.com/t?sslmode=require")]).unwrap();
-        Config::from_vars([("TASKSTORE_ENV", "production"), ("DATABASE_URL", "postgres://a:b@127.0.0.1/t")]).unwrap();
-        Config::from_vars([("TASKSTORE_ENV", "production"), ("DATABASE_REQUIRE_TLS", "false"), ("DATABASE_URL", "postgres://a:b@db.example.com/t")]).unwrap();
+        Config::from_vars([
+            ("TASKSTORE_ENV", "production"),
+            (
+                "DATABASE_URL",
+                "postgres://a:b@db.example.com/t?sslmode=require",
+            ),
+        ])
+        .unwrap();
+        Config::from_vars([
+            ("TASKSTORE_ENV", "production"),
+            ("DATABASE_URL", "postgres://a:b@127.0.0.1/t"),
+        ])
+        .unwrap();
+        Config::from_vars([
+            ("TASKSTORE_ENV", "production"),
+            ("DATABASE_REQUIRE_TLS", "false"),
+            ("DATABASE_URL", "postgres://a:b@db.example.com/t"),
+        ])
+        .unwrap();
     }
 
     #[test]
     fn malformed_urls_are_config_errors_without_the_secret() {
-        for url in ["postgres://u:p%zzSecretX@h/db", "postgres://u:SecretX@[::1/db", "host=h password=SecretX"] {
+        for url in [
+            "postgres://u:p%zzSecretX@h/db",
+            "postgres://u:SecretX@[::1/db",
+            "host=h password=SecretX",
+        ] {
             let e = Config::from_vars([("DATABASE_URL", url)]).unwrap_err();
             let text = format!("{e} {e:?}");
             assert!(matches!(e, Error::Config { .. }), "{url}: {text}");

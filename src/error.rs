@@ -194,7 +194,11 @@ impl ConnectFailure {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            Self::Refused | Self::Starting | Self::TooManyConnections | Self::Timeout | Self::Unreachable
+            Self::Refused
+                | Self::Starting
+                | Self::TooManyConnections
+                | Self::Timeout
+                | Self::Unreachable
         )
     }
 
@@ -234,9 +238,16 @@ impl ConnectFailure {
             Self::Authentication
         } else if has("database \"") && has("does not exist") {
             Self::UnknownDatabase
-        } else if has("starting up") || has("shutting down") || has("recovery mode") || has("not yet accepting") {
+        } else if has("starting up")
+            || has("shutting down")
+            || has("recovery mode")
+            || has("not yet accepting")
+        {
             Self::Starting
-        } else if has("too many clients") || has("connection slots are reserved") || has("too many connections") {
+        } else if has("too many clients")
+            || has("connection slots are reserved")
+            || has("too many connections")
+        {
             Self::TooManyConnections
         } else if has("timeout expired") || has("timed out") {
             Self::Timeout
@@ -255,9 +266,17 @@ impl ConnectFailure {
             Self::Unreachable
         } else if has("ssl") || has("tls") || has("gssencmode") {
             Self::Tls
-        } else if has("unable to open database file") || has("not a database") || has("readonly database") {
+        } else if has("unable to open database file")
+            || has("not a database")
+            || has("readonly database")
+        {
             Self::File
-        } else if has("invalid") || has("missing") || has("unexpected") || has("uri") || has("connection option") {
+        } else if has("invalid")
+            || has("missing")
+            || has("unexpected")
+            || has("uri")
+            || has("connection option")
+        {
             Self::InvalidUrl
         } else {
             Self::Other
@@ -332,34 +351,61 @@ impl fmt::Display for DbErrorKind {
 /// Unique constraints and what their violation means to a caller.
 const UNIQUE_RULES: &[(&str, &str, &str)] = &[
     // (PostgreSQL constraint name, SQLite "table.column" text, message)
-    ("users_email_key", "users.email", "a user with this email already exists"),
-    ("users_pkey", "users.id", "a user with this id already exists"),
-    ("tasks_pkey", "tasks.id", "a task with this id already exists"),
+    (
+        "users_email_key",
+        "users.email",
+        "a user with this email already exists",
+    ),
+    (
+        "users_pkey",
+        "users.id",
+        "a user with this id already exists",
+    ),
+    (
+        "tasks_pkey",
+        "tasks.id",
+        "a task with this id already exists",
+    ),
 ];
 
 impl Error {
     /// Builds a validation error.
     pub fn validation(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Validation { field: field.into(), reason: reason.into() }
+        Self::Validation {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     /// Builds a configuration error for `variable`.
     pub(crate) fn config(variable: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Config { variable: variable.into(), message: scrub(&message.into()) }
+        Self::Config {
+            variable: variable.into(),
+            message: scrub(&message.into()),
+        }
     }
 
     /// True for a serialization failure or deadlock: the whole transaction may be re-run.
     pub fn is_transaction_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Database { kind: DbErrorKind::SerializationFailure | DbErrorKind::Deadlock, .. }
+            Self::Database {
+                kind: DbErrorKind::SerializationFailure | DbErrorKind::Deadlock,
+                ..
+            }
         )
     }
 
     /// True when the connection that produced this error is gone (and so, probably, are its
     /// idle siblings).
     pub fn is_disconnect(&self) -> bool {
-        matches!(self, Self::Database { kind: DbErrorKind::Disconnected, .. } | Self::CommitUnknown { .. })
+        matches!(
+            self,
+            Self::Database {
+                kind: DbErrorKind::Disconnected,
+                ..
+            } | Self::CommitUnknown { .. }
+        )
     }
 
     /// The HTTP status a web handler should answer with.
@@ -370,7 +416,10 @@ impl Error {
             Self::Conflict { .. } | Self::StaleVersion { .. } => 409,
             Self::PoolTimeout { .. } | Self::Unavailable { .. } => 503,
             Self::QueryTimeout { .. } => 504,
-            Self::Database { kind: DbErrorKind::SerializationFailure | DbErrorKind::Deadlock, .. } => 503,
+            Self::Database {
+                kind: DbErrorKind::SerializationFailure | DbErrorKind::Deadlock,
+                ..
+            } => 503,
             Self::CommitUnknown { .. }
             | Self::Config { .. }
             | Self::Migration { .. }
@@ -407,29 +456,46 @@ impl Error {
                 classify_database_error(kind, message, constraint)
             }
             DieselError::DeserializationError(e) | DieselError::SerializationError(e) => {
-                Self::Database { kind: DbErrorKind::Conversion, message: scrub(&e.to_string()) }
+                Self::Database {
+                    kind: DbErrorKind::Conversion,
+                    message: scrub(&e.to_string()),
+                }
             }
             DieselError::BrokenTransactionManager => Self::Database {
                 kind: DbErrorKind::Disconnected,
-                message: "the connection's transaction state is broken; it will be discarded".into(),
+                message: "the connection's transaction state is broken; it will be discarded"
+                    .into(),
             },
             DieselError::RollbackErrorOnCommit { commit_error, .. } => Self::CommitUnknown {
                 message: scrub(&commit_error.to_string()),
             },
-            other => Self::Database { kind: DbErrorKind::Other, message: scrub(&other.to_string()) },
+            other => Self::Database {
+                kind: DbErrorKind::Other,
+                message: scrub(&other.to_string()),
+            },
         }
     }
 }
 
-fn classify_database_error(kind: DatabaseErrorKind, message: String, constraint: Option<String>) -> Error {
-    let db = |kind| Error::Database { kind, message: message.clone() };
+fn classify_database_error(
+    kind: DatabaseErrorKind,
+    message: String,
+    constraint: Option<String>,
+) -> Error {
+    let db = |kind| Error::Database {
+        kind,
+        message: message.clone(),
+    };
     match kind {
         DatabaseErrorKind::UniqueViolation => {
-            let rule = UNIQUE_RULES.iter().find(|(pg, lite, _)| {
-                constraint.as_deref() == Some(*pg) || message.contains(lite)
-            });
+            let rule = UNIQUE_RULES
+                .iter()
+                .find(|(pg, lite, _)| constraint.as_deref() == Some(*pg) || message.contains(lite));
             match rule {
-                Some((_, name, text)) => Error::Conflict { constraint: (*name).into(), message: (*text).into() },
+                Some((_, name, text)) => Error::Conflict {
+                    constraint: (*name).into(),
+                    message: (*text).into(),
+                },
                 None => Error::Conflict {
                     constraint: constraint.unwrap_or_else(|| "unique".into()),
                     message: message.clone(),
@@ -457,7 +523,10 @@ fn classify_by_message(message: String) -> Error {
         DbErrorKind::Deadlock
     } else if m.contains("could not serialize access") {
         DbErrorKind::SerializationFailure
-    } else if m.contains("statement timeout") || m.contains("lock timeout") || m.contains("could not obtain lock") {
+    } else if m.contains("statement timeout")
+        || m.contains("lock timeout")
+        || m.contains("could not obtain lock")
+    {
         return Error::QueryTimeout { message };
     } else if m.contains("terminating connection")
         || m.contains("server closed the connection")
@@ -480,7 +549,9 @@ fn classify_by_message(message: String) -> Error {
         DbErrorKind::ForeignKeyViolation
     } else if m.contains("not null constraint failed") {
         DbErrorKind::NotNullViolation
-    } else if m.contains("read-only transaction") || m.contains("attempt to write a readonly database") {
+    } else if m.contains("read-only transaction")
+        || m.contains("attempt to write a readonly database")
+    {
         DbErrorKind::ReadOnlyTransaction
     } else {
         DbErrorKind::Other
@@ -501,13 +572,34 @@ mod tests {
     #[test]
     fn connect_failures_are_classified() {
         let cases = [
-            ("connection to server at \"127.0.0.1\", port 1 failed: Connection refused", ConnectFailure::Refused),
-            ("FATAL:  password authentication failed for user \"app\"", ConnectFailure::Authentication),
-            ("FATAL:  database \"nope\" does not exist", ConnectFailure::UnknownDatabase),
-            ("FATAL:  the database system is starting up", ConnectFailure::Starting),
-            ("FATAL:  sorry, too many clients already", ConnectFailure::TooManyConnections),
-            ("could not translate host name \"nohost.invalid\" to address", ConnectFailure::UnknownHost),
-            ("invalid percent-encoded token: \"%zz\"", ConnectFailure::InvalidUrl),
+            (
+                "connection to server at \"127.0.0.1\", port 1 failed: Connection refused",
+                ConnectFailure::Refused,
+            ),
+            (
+                "FATAL:  password authentication failed for user \"app\"",
+                ConnectFailure::Authentication,
+            ),
+            (
+                "FATAL:  database \"nope\" does not exist",
+                ConnectFailure::UnknownDatabase,
+            ),
+            (
+                "FATAL:  the database system is starting up",
+                ConnectFailure::Starting,
+            ),
+            (
+                "FATAL:  sorry, too many clients already",
+                ConnectFailure::TooManyConnections,
+            ),
+            (
+                "could not translate host name \"nohost.invalid\" to address",
+                ConnectFailure::UnknownHost,
+            ),
+            (
+                "invalid percent-encoded token: \"%zz\"",
+                ConnectFailure::InvalidUrl,
+            ),
             ("timeout expired", ConnectFailure::Timeout),
         ];
         for (msg, want) in cases {
@@ -522,7 +614,10 @@ mod tests {
     fn unknown_server_errors_are_classified_by_message() {
         assert!(matches!(
             classify_by_message("deadlock detected".into()),
-            Error::Database { kind: DbErrorKind::Deadlock, .. }
+            Error::Database {
+                kind: DbErrorKind::Deadlock,
+                ..
+            }
         ));
         assert!(matches!(
             classify_by_message("canceling statement due to statement timeout".into()),
@@ -530,7 +625,10 @@ mod tests {
         ));
         assert!(matches!(
             classify_by_message("terminating connection due to administrator command".into()),
-            Error::Database { kind: DbErrorKind::Disconnected, .. }
+            Error::Database {
+                kind: DbErrorKind::Disconnected,
+                ..
+            }
         ));
     }
 }

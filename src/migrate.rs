@@ -25,7 +25,9 @@ pub(crate) fn run_on_startup(db: &Database) -> Result<()> {
         DbConnection::Postgres(pg) => pg.run_pending_migrations(migrations).map(|v| v.len()),
         DbConnection::Sqlite(lite) => lite.run_pending_migrations(migrations).map(|v| v.len()),
     }
-    .map_err(|e| Error::Migration { message: crate::redact::scrub(&e.to_string()) })?;
+    .map_err(|e| Error::Migration {
+        message: crate::redact::scrub(&e.to_string()),
+    })?;
     tracing::info!(applied, "migrations applied");
     Ok(())
 }

@@ -15,15 +15,31 @@ use std::sync::RwLock;
 pub const MASK: &str = "***";
 
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+static PASSWORDS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
-/// Remembers `secret` so that [`scrub`] removes it from every message from now on.
-/// Empty and very short strings are ignored (they would mask ordinary words).
+/// Remembers a password: [`scrub`] removes it, and any quoted fragment that shares four or more
+/// characters with it, from every message from now on.
+pub fn register_password(password: &str) {
+    register_secret(password);
+    if password.len() < 3 {
+        return;
+    }
+    let mut pws = PASSWORDS.write().unwrap_or_else(|e| e.into_inner());
+    if !pws.iter().any(|p| p == password) {
+        pws.push(password.to_owned());
+    }
+}
+
+/// Remembers `secret` (a whole connection string, say) so that [`scrub`] removes every
+/// occurrence of it from every message from now on. Strings shorter than three characters are
+/// ignored (they would mask ordinary words).
 pub fn register_secret(secret: &str) {
     if secret.len() < 3 {
         return;
     }
     let mut variants = vec![secret.to_owned()];
-    let encoded = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let encoded = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
     variants.push(encoded);
     if let Ok(decoded) = percent_encoding::percent_decode_str(secret).decode_utf8() {
         variants.push(decoded.into_owned());
@@ -48,12 +64,13 @@ pub fn scrub(message: &str) -> String {
                 out = Cow::Owned(out.replace(s.as_str(), MASK));
             }
         }
-        // A quoted fragment that overlaps a secret (libpq echoes tokens such as
+        // A quoted fragment that overlaps a password (libpq echoes tokens such as
         // `invalid percent-encoded token: "p%zzw0rd@host"`).
+        let passwords = PASSWORDS.read().unwrap_or_else(|e| e.into_inner());
         out = Cow::Owned(mask_quoted(&out, |frag| {
             frag.contains("://")
                 || frag.contains('@')
-                || secrets.iter().any(|s| overlaps(frag, s))
+                || passwords.iter().any(|p| overlaps(frag, p))
         }));
     }
     let out = mask_userinfo(&out);
@@ -71,8 +88,16 @@ pub fn redact_url(url: &str) -> String {
             let pairs: Vec<(String, String)> = parsed
                 .query_pairs()
                 .map(|(k, v)| {
-                    let secretish = k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword");
-                    (k.into_owned(), if secretish { MASK.to_owned() } else { v.into_owned() })
+                    let secretish =
+                        k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword");
+                    (
+                        k.into_owned(),
+                        if secretish {
+                            MASK.to_owned()
+                        } else {
+                            v.into_owned()
+                        },
+                    )
                 })
                 .collect();
             if !pairs.is_empty() {
@@ -81,7 +106,11 @@ pub fn redact_url(url: &str) -> String {
             parsed.to_string().replace("%2A%2A%2A", MASK)
         }
         Err(_) => match url.split_once("://") {
-            Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') => {
+            Some((scheme, _))
+                if scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+') =>
+            {
                 format!("{scheme}://{MASK} (unparseable, redacted)")
             }
             _ => format!("{MASK} (unparseable, redacted)"),
@@ -100,9 +129,8 @@ fn overlaps(frag: &str, secret: &str) -> bool {
         return secret.contains(frag) && frag.len() >= 3;
     }
     let bytes = secret.as_bytes();
-    (0..=bytes.len() - window).any(|i| {
-        std::str::from_utf8(&bytes[i..i + window]).is_ok_and(|w| frag.contains(w))
-    })
+    (0..=bytes.len() - window)
+        .any(|i| std::str::from_utf8(&bytes[i..i + window]).is_ok_and(|w| frag.contains(w)))
 }
 
 fn mask_quoted(s: &str, secretish: impl Fn(&str) -> bool) -> String {
@@ -196,7 +224,10 @@ mod tests {
             redact_url("postgres://app:s3cret@db.example.com:5432/tasks"),
             "postgres://app:***@db.example.com:5432/tasks"
         );
-        assert_eq!(redact_url("postgres://app@db/tasks"), "postgres://app@db/tasks");
+        assert_eq!(
+            redact_url("postgres://app@db/tasks"),
+            "postgres://app@db/tasks"
+        );
         assert!(!redact_url("postgres://app:s3cr%zzet@db/tasks").contains("s3cr"));
         assert!(!redact_url("postgres://h/db?password=hunter22").contains("hunter22"));
     }
@@ -205,13 +236,14 @@ mod tests {
     fn scrub_masks_shapes_without_registration() {
         let s = scrub("could not connect to postgres://u:pw-unregistered@h/db please");
         assert!(!s.contains("pw-unregistered"), "{s}");
-        let s = scrub("missing \"=\" after \"host=h password=topsecret\" in connection info string");
+        let s =
+            scrub("missing \"=\" after \"host=h password=topsecret\" in connection info string");
         assert!(!s.contains("topsecret"), "{s}");
     }
 
     #[test]
     fn scrub_masks_registered_fragments() {
-        register_secret("Zq9-registered-pw");
+        register_password("Zq9-registered-pw");
         let s = scrub("invalid percent-encoded token: \"Zq9-regis%zz\"");
         assert!(!s.contains("Zq9-regis"), "{s}");
     }

@@ -58,7 +58,10 @@ impl Shared {
     fn record_failure(&self, err: &ConnectError) {
         let seq = self.error_seq.fetch_add(1, Relaxed) + 1;
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some((seq, err.clone()));
-        self.counters.incr(&self.counters.connect_failures, "taskstore_pool_connect_failures_total");
+        self.counters.incr(
+            &self.counters.connect_failures,
+            "taskstore_pool_connect_failures_total",
+        );
     }
 
     /// The current error sequence number: pass it to [`Shared::error_since`] later.
@@ -76,7 +79,11 @@ impl Shared {
 
     /// The most recent connection error, if the last attempt failed.
     pub fn last_error(&self) -> Option<ConnectError> {
-        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(_, e)| e.clone())
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(_, e)| e.clone())
     }
 
     fn clear_error(&self) {
@@ -117,26 +124,42 @@ pub(crate) struct Manager {
 }
 
 impl Manager {
-    pub fn new(url: &DatabaseUrl, pool: &PoolConfig, session: &SessionConfig, shared: Arc<Shared>) -> Self {
+    pub fn new(
+        url: &DatabaseUrl,
+        pool: &PoolConfig,
+        session: &SessionConfig,
+        shared: Arc<Shared>,
+    ) -> Self {
         let url = url.with_libpq_params(&libpq_params(pool, session));
         Self {
             backend: url.backend(),
             url,
             session: session.clone(),
             max_lifetime: pool.max_lifetime,
-            busy_timeout: if session.lock_timeout.is_zero() { Duration::from_secs(5) } else { session.lock_timeout },
+            busy_timeout: if session.lock_timeout.is_zero() {
+                Duration::from_secs(5)
+            } else {
+                session.lock_timeout
+            },
             shared,
         }
     }
 
     fn establish(&self) -> Result<DbConnection, ConnectError> {
         let result = match self.backend {
-            BackendKind::Postgres => PgConnection::establish(self.url.expose()).map(DbConnection::Postgres),
-            BackendKind::Sqlite => SqliteConnection::establish(self.url.expose()).map(DbConnection::Sqlite),
+            BackendKind::Postgres => {
+                PgConnection::establish(self.url.expose()).map(DbConnection::Postgres)
+            }
+            BackendKind::Sqlite => {
+                SqliteConnection::establish(self.url.expose()).map(DbConnection::Sqlite)
+            }
         };
         result.map_err(|e| {
             let message = scrub(&e.to_string());
-            ConnectError { kind: ConnectFailure::classify(&message), message }
+            ConnectError {
+                kind: ConnectFailure::classify(&message),
+                message,
+            }
         })
     }
 
@@ -146,7 +169,10 @@ impl Manager {
     fn customize(&self, conn: &mut DbConnection) -> Result<Option<RawFd>, ConnectError> {
         let fail = |e: diesel::result::Error| {
             let message = scrub(&e.to_string());
-            ConnectError { kind: ConnectFailure::classify(&message), message }
+            ConnectError {
+                kind: ConnectFailure::classify(&message),
+                message,
+            }
         };
         match conn {
             DbConnection::Postgres(pg) => {
@@ -154,8 +180,12 @@ impl Manager {
                     pg.set_prepared_statement_cache_size(CacheSize::Disabled);
                 }
                 let ports = diesel::select((
-                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Integer>>("inet_client_port()"),
-                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Integer>>("inet_server_port()"),
+                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Integer>>(
+                        "inet_client_port()",
+                    ),
+                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Integer>>(
+                        "inet_server_port()",
+                    ),
                 ))
                 .get_result::<(Option<i32>, Option<i32>)>(pg)
                 .map_err(fail)?;
@@ -169,12 +199,16 @@ impl Manager {
             }
             DbConnection::Sqlite(lite) => {
                 let millis = u64::try_from(self.busy_timeout.as_millis()).unwrap_or(u64::MAX);
-                lite.batch_execute(&pragma_busy_timeout(millis)).map_err(fail)?;
-                lite.batch_execute("PRAGMA foreign_keys = ON").map_err(fail)?;
+                lite.batch_execute(&pragma_busy_timeout(millis))
+                    .map_err(fail)?;
+                lite.batch_execute("PRAGMA foreign_keys = ON")
+                    .map_err(fail)?;
                 if !self.url.expose().contains("mode=memory") {
-                    lite.batch_execute("PRAGMA journal_mode = WAL").map_err(fail)?;
+                    lite.batch_execute("PRAGMA journal_mode = WAL")
+                        .map_err(fail)?;
                 }
-                lite.batch_execute("PRAGMA synchronous = NORMAL").map_err(fail)?;
+                lite.batch_execute("PRAGMA synchronous = NORMAL")
+                    .map_err(fail)?;
                 Ok(None)
             }
         }
@@ -203,7 +237,10 @@ fn libpq_params(pool: &PoolConfig, session: &SessionConfig) -> Vec<(&'static str
     for (name, value) in [
         ("statement_timeout", ms(session.statement_timeout)),
         ("lock_timeout", ms(session.lock_timeout)),
-        ("idle_in_transaction_session_timeout", ms(session.idle_in_transaction_timeout)),
+        (
+            "idle_in_transaction_session_timeout",
+            ms(session.idle_in_transaction_timeout),
+        ),
     ] {
         options.push_str("-c ");
         options.push_str(name);
@@ -235,7 +272,10 @@ impl r2d2::ManageConnection for Manager {
         match opened {
             Ok((conn, socket)) => {
                 self.shared.clear_error();
-                self.shared.counters.incr(&self.shared.counters.created, "taskstore_pool_connections_created_total");
+                self.shared.counters.incr(
+                    &self.shared.counters.created,
+                    "taskstore_pool_connections_created_total",
+                );
                 // Up to 5 % shorter than the configured lifetime, so that a pool filled in one
                 // burst does not recycle every connection in the same second.
                 let jitter = rand::rng().random_range(0.0..0.05);
@@ -261,7 +301,10 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut Managed) -> Result<(), ConnectError> {
-        ping(&mut conn.conn).map_err(|message| ConnectError { kind: ConnectFailure::classify(&message), message })
+        ping(&mut conn.conn).map_err(|message| ConnectError {
+            kind: ConnectFailure::classify(&message),
+            message,
+        })
     }
 
     fn has_broken(&self, conn: &mut Managed) -> bool {
@@ -270,7 +313,9 @@ impl r2d2::ManageConnection for Manager {
             || Instant::now() >= conn.meta.expires
             || diesel::r2d2::R2D2Connection::is_broken(&mut conn.conn);
         if broken {
-            self.shared.counters.incr(&self.shared.counters.broken, "taskstore_pool_broken_total");
+            self.shared
+                .counters
+                .incr(&self.shared.counters.broken, "taskstore_pool_broken_total");
         }
         broken
     }
@@ -278,5 +323,6 @@ impl r2d2::ManageConnection for Manager {
 
 /// One cheap round trip.
 pub(crate) fn ping(conn: &mut DbConnection) -> Result<(), String> {
-    conn.batch_execute("SELECT 1").map_err(|e| scrub(&e.to_string()))
+    conn.batch_execute("SELECT 1")
+        .map_err(|e| scrub(&e.to_string()))
 }

@@ -27,8 +27,8 @@ mod watchdog;
 
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
@@ -112,7 +112,12 @@ impl Database {
             .map(|u| PoolHandle::build(u, config))
             .collect::<Result<Vec<_>>>()?;
         let db = Self {
-            inner: Arc::new(Inner { config: config.clone(), primary, replicas, next_replica: AtomicUsize::new(0) }),
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                primary,
+                replicas,
+                next_replica: AtomicUsize::new(0),
+            }),
         };
         db.check_server_capacity();
         if config.migrate_on_startup {
@@ -134,7 +139,9 @@ impl Database {
     /// Checks a connection out of the primary pool, within the acquire deadline.
     #[track_caller]
     pub fn conn(&self) -> Result<Conn> {
-        self.inner.primary.acquire(&self.inner.config, Location::caller())
+        self.inner
+            .primary
+            .acquire(&self.inner.config, Location::caller())
     }
 
     /// Checks a connection out of a read replica (round robin) when replicas are configured,
@@ -191,6 +198,7 @@ impl Database {
         p.shared.counters.snapshot(p.state())
     }
 
+    #[expect(dead_code, reason = "used by the transaction module (issue 3)")]
     pub(crate) fn counters(&self) -> &stats::Counters {
         &self.inner.primary.shared.counters
     }
@@ -199,11 +207,19 @@ impl Database {
     /// session advisory lock lives on one connection they control).
     pub(crate) fn open_dedicated(&self, url: &DatabaseUrl) -> Result<DbConnection> {
         let shared = Arc::new(Shared::new());
-        let manager = Manager::new(url, &self.inner.config.pool, &self.inner.config.session, shared);
+        let manager = Manager::new(
+            url,
+            &self.inner.config.pool,
+            &self.inner.config.session,
+            shared,
+        );
         manager
             .open()
             .map(|m| m.conn)
-            .map_err(|e| Error::Unavailable { kind: e.kind, message: e.message })
+            .map_err(|e| Error::Unavailable {
+                kind: e.kind,
+                message: e.message,
+            })
     }
 
     /// Warns when this pool alone could exhaust the server's connection slots.
@@ -212,8 +228,10 @@ impl Database {
             return;
         }
         let result = self.run(|conn| {
-            Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("current_setting('max_connections')"))
-                .get_result::<String>(conn)?)
+            Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                "current_setting('max_connections')",
+            ))
+            .get_result::<String>(conn)?)
         });
         if let Ok(Some(max)) = result.map(|s| s.parse::<u32>().ok()) {
             let ours = self.inner.config.pool.max_size;
@@ -225,7 +243,11 @@ impl Database {
                      lower it or raise max_connections"
                 );
             } else {
-                tracing::debug!(pool_max_size = ours, server_max_connections = max, "pool fits the server");
+                tracing::debug!(
+                    pool_max_size = ours,
+                    server_max_connections = max,
+                    "pool fits the server"
+                );
             }
         }
     }
@@ -244,7 +266,11 @@ impl PoolHandle {
             .max_lifetime(Some(config.pool.max_lifetime))
             .error_handler(Box::new(ErrorSink))
             .build_unchecked(manager);
-        Ok(Self { pool, shared, url: url.clone() })
+        Ok(Self {
+            pool,
+            shared,
+            url: url.clone(),
+        })
     }
 
     fn state(&self) -> PoolState {
@@ -262,7 +288,12 @@ impl PoolHandle {
     fn wait_until_ready(&self, config: &Config) -> Result<()> {
         let start = Instant::now();
         let deadline = start + config.pool.startup_wait;
-        let manager = Manager::new(&self.url, &config.pool, &config.session, Arc::new(Shared::new()));
+        let manager = Manager::new(
+            &self.url,
+            &config.pool,
+            &config.session,
+            Arc::new(Shared::new()),
+        );
         let mut delay = config.pool.retry_base_delay.max(Duration::from_millis(10));
         for attempt in 1u32.. {
             match manager.open() {
@@ -274,7 +305,10 @@ impl PoolHandle {
                 }
                 Err(e) if !e.kind.is_transient() => {
                     tracing::error!(attempt, kind = %e.kind, error = %e.message, url = %self.url, "database refused the connection");
-                    return Err(Error::Unavailable { kind: e.kind, message: e.message });
+                    return Err(Error::Unavailable {
+                        kind: e.kind,
+                        message: e.message,
+                    });
                 }
                 Err(e) => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -310,19 +344,22 @@ impl PoolHandle {
             }
         }
 
-        let _waiter = WaiterGuard::enter(&self.shared, config.pool.max_waiters).ok_or_else(|| {
-            counters.incr(&counters.timeouts, "taskstore_pool_timeouts_total");
-            Error::PoolTimeout {
-                waited: start.elapsed(),
-                state: self.state(),
-                last_error: Some(format!(
-                    "{} callers are already waiting (DATABASE_POOL_MAX_WAITERS); failing fast",
-                    config.pool.max_waiters
-                )),
-            }
-        })?;
+        let _waiter =
+            WaiterGuard::enter(&self.shared, config.pool.max_waiters).ok_or_else(|| {
+                counters.incr(&counters.timeouts, "taskstore_pool_timeouts_total");
+                Error::PoolTimeout {
+                    waited: start.elapsed(),
+                    state: self.state(),
+                    last_error: Some(format!(
+                        "{} callers are already waiting (DATABASE_POOL_MAX_WAITERS); failing fast",
+                        config.pool.max_waiters
+                    )),
+                }
+            })?;
 
-        let base = u64::try_from(config.pool.retry_base_delay.as_millis()).unwrap_or(50).max(1);
+        let base = u64::try_from(config.pool.retry_base_delay.as_millis())
+            .unwrap_or(50)
+            .max(1);
         let delays = retry::delay::Exponential::from_millis(base)
             .map(|d| d.mul_f64(rand::rng().random_range(0.5..1.5)))
             .map(move |d| d.min(deadline.saturating_duration_since(Instant::now())))
@@ -351,7 +388,10 @@ impl PoolHandle {
                 counters.incr(&counters.timeouts, "taskstore_pool_timeouts_total");
                 let state = self.state();
                 let err = match error {
-                    Wait::Failed(e) => Error::Unavailable { kind: e.kind, message: e.message },
+                    Wait::Failed(e) => Error::Unavailable {
+                        kind: e.kind,
+                        message: e.message,
+                    },
                     Wait::Deadline => self.deadline_error(start.elapsed(), state),
                 };
                 tracing::warn!(error = %err, location = %location, "connection acquisition failed");
@@ -367,18 +407,34 @@ impl PoolHandle {
         match last {
             Some(e) if state.connections < state.max_size => Error::Unavailable {
                 kind: e.kind,
-                message: format!("no connection within {} ms; last error: {}", waited.as_millis(), e.message),
+                message: format!(
+                    "no connection within {} ms; last error: {}",
+                    waited.as_millis(),
+                    e.message
+                ),
             },
             None if state.connections == 0 => Error::Unavailable {
                 kind: ConnectFailure::Timeout,
-                message: format!("the server did not complete a connection within {} ms", waited.as_millis()),
+                message: format!(
+                    "the server did not complete a connection within {} ms",
+                    waited.as_millis()
+                ),
             },
-            last => Error::PoolTimeout { waited, state, last_error: last.map(|e| e.to_string()) },
+            last => Error::PoolTimeout {
+                waited,
+                state,
+                last_error: last.map(|e| e.to_string()),
+            },
         }
     }
 
     /// Waits for a usable connection until a new connection error is recorded or the deadline.
-    fn wait_for_connection(&self, deadline: Instant, config: &Config, location: &'static Location<'static>) -> Result<Conn, Wait> {
+    fn wait_for_connection(
+        &self,
+        deadline: Instant,
+        config: &Config,
+        location: &'static Location<'static>,
+    ) -> Result<Conn, Wait> {
         let mark = self.shared.error_mark();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -417,7 +473,8 @@ impl PoolHandle {
         }
         if now.duration_since(meta.last_used) >= config.pool.validate_idle {
             let socket = meta.socket;
-            let (result, fired) = watchdog::with_deadline(socket, deadline, || manager::ping(&mut pooled.conn));
+            let (result, fired) =
+                watchdog::with_deadline(socket, deadline, || manager::ping(&mut pooled.conn));
             if let Err(message) = result {
                 pooled.meta.broken = true;
                 tracing::info!(watchdog_fired = fired, error = %message, "discarding a dead idle connection; evicting its idle siblings");
@@ -493,6 +550,7 @@ impl Conn {
         self.location
     }
 
+    #[expect(dead_code, reason = "used by the transaction module (issue 3)")]
     pub(crate) fn counters(&self) -> &stats::Counters {
         &self.shared.counters
     }
@@ -501,19 +559,29 @@ impl Conn {
 impl Deref for Conn {
     type Target = DbConnection;
     fn deref(&self) -> &DbConnection {
-        &self.inner.as_ref().expect("connection present until drop").conn
+        &self
+            .inner
+            .as_ref()
+            .expect("connection present until drop")
+            .conn
     }
 }
 
 impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut DbConnection {
-        &mut self.inner.as_mut().expect("connection present until drop").conn
+        &mut self
+            .inner
+            .as_mut()
+            .expect("connection present until drop")
+            .conn
     }
 }
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn").field("taken_at", &format_args!("{}", self.location)).finish()
+        f.debug_struct("Conn")
+            .field("taken_at", &format_args!("{}", self.location))
+            .finish()
     }
 }
 
@@ -542,4 +610,3 @@ impl Drop for Conn {
         }
     }
 }
-

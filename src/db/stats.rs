@@ -45,7 +45,9 @@ impl Default for Counters {
             tx_rolled_back: AtomicU64::new(0),
             tx_retried: AtomicU64::new(0),
             // 1 µs .. 1 h at 3 significant digits.
-            latency_us: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")),
+            latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
+            ),
         }
     }
 }

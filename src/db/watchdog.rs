@@ -31,7 +31,10 @@ struct Watchdog {
 fn watchdog() -> &'static Watchdog {
     static WATCHDOG: OnceLock<&'static Watchdog> = OnceLock::new();
     WATCHDOG.get_or_init(|| {
-        let dog: &'static Watchdog = Box::leak(Box::new(Watchdog { state: Mutex::default(), wake: Condvar::new() }));
+        let dog: &'static Watchdog = Box::leak(Box::new(Watchdog {
+            state: Mutex::default(),
+            wake: Condvar::new(),
+        }));
         std::thread::Builder::new()
             .name("taskstore-watchdog".into())
             .spawn(move || dog.run())
@@ -45,7 +48,12 @@ impl Watchdog {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let now = Instant::now();
-            let due: Vec<u64> = state.armed.iter().filter(|(_, (d, _))| *d <= now).map(|(id, _)| *id).collect();
+            let due: Vec<u64> = state
+                .armed
+                .iter()
+                .filter(|(_, (d, _))| *d <= now)
+                .map(|(id, _)| *id)
+                .collect();
             for id in due {
                 if let Some((_, fd)) = state.armed.remove(&id) {
                     // SAFETY: the fd belongs to a connection that is alive and checked out by
@@ -58,7 +66,12 @@ impl Watchdog {
             }
             let next = state.armed.values().map(|(d, _)| *d).min();
             state = match next {
-                Some(d) => self.wake.wait_timeout(state, d.saturating_duration_since(now)).unwrap_or_else(|e| e.into_inner()).0,
+                Some(d) => {
+                    self.wake
+                        .wait_timeout(state, d.saturating_duration_since(now))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
                 None => self.wake.wait(state).unwrap_or_else(|e| e.into_inner()),
             };
         }
@@ -67,7 +80,11 @@ impl Watchdog {
 
 /// Runs `f` (a blocking round trip on `fd`) and shuts the socket down if it is still running at
 /// `deadline`. Returns `f`'s result and whether the watchdog fired.
-pub(crate) fn with_deadline<T>(fd: Option<RawFd>, deadline: Instant, f: impl FnOnce() -> T) -> (T, bool) {
+pub(crate) fn with_deadline<T>(
+    fd: Option<RawFd>,
+    deadline: Instant,
+    f: impl FnOnce() -> T,
+) -> (T, bool) {
     let Some(fd) = fd else { return (f(), false) };
     let dog = watchdog();
     let id = {
@@ -96,8 +113,12 @@ pub(crate) fn with_deadline<T>(fd: Option<RawFd>, deadline: Instant, f: impl FnO
 pub(crate) fn find_tcp_socket(local_port: u16, remote_port: u16) -> Option<RawFd> {
     let dir = std::fs::read_dir("/proc/self/fd").ok()?;
     for entry in dir.flatten() {
-        let Ok(fd) = entry.file_name().to_string_lossy().parse::<RawFd>() else { continue };
-        let Ok(target) = std::fs::read_link(entry.path()) else { continue };
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<RawFd>() else {
+            continue;
+        };
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
         if !target.to_string_lossy().starts_with("socket:") {
             continue;
         }
@@ -114,13 +135,21 @@ fn port_of(fd: RawFd, peer: bool) -> Option<u16> {
         let mut addr: libc::sockaddr_storage = std::mem::zeroed();
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         let ptr = (&raw mut addr).cast::<libc::sockaddr>();
-        let rc = if peer { libc::getpeername(fd, ptr, &mut len) } else { libc::getsockname(fd, ptr, &mut len) };
+        let rc = if peer {
+            libc::getpeername(fd, ptr, &mut len)
+        } else {
+            libc::getsockname(fd, ptr, &mut len)
+        };
         if rc != 0 {
             return None;
         }
         match i32::from(addr.ss_family) {
-            libc::AF_INET => Some(u16::from_be((*(&raw const addr).cast::<libc::sockaddr_in>()).sin_port)),
-            libc::AF_INET6 => Some(u16::from_be((*(&raw const addr).cast::<libc::sockaddr_in6>()).sin6_port)),
+            libc::AF_INET => Some(u16::from_be(
+                (*(&raw const addr).cast::<libc::sockaddr_in>()).sin_port,
+            )),
+            libc::AF_INET6 => Some(u16::from_be(
+                (*(&raw const addr).cast::<libc::sockaddr_in6>()).sin6_port,
+            )),
             _ => None,
         }
     }

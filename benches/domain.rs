@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Bencher, Criterion};
 use support::{RawNewTask, Rng, raw_pg_ops, raw_sqlite_ops};
-use taskstore::Database;
 use taskstore::models::{NewTask, PageRequest, TaskFilter, TaskId, TaskSort, UserId};
+use taskstore::{Conn, Database, DbConnection};
 
 const SAMPLE_SIZE: usize = 30;
 const USERS: usize = 100;
@@ -214,7 +214,7 @@ fn open_p3() -> TaskFilter {
 /// Each comparison is measured twice in the same run: by Criterion (one function after the
 /// other; its report and medians) and paired in alternating blocks (the ratios).
 macro_rules! backend_benches {
-    ($c:expr, $rec:expr, $prefix:literal, $f:expr, $raw_conn:expr, $raw:ident) => {{
+    ($c:expr, $rec:expr, $prefix:literal, $f:expr, $raw_conn:expr, $raw:ident, $inner:path) => {{
         let c: &mut Criterion = $c;
         let rec: &Recorder = $rec;
         let f: &Fixture = $f;
@@ -237,6 +237,19 @@ macro_rules! backend_benches {
                         .expect("present"),
                 );
             };
+            // Diagnostic: the layer's pool checkout around the raw query on the connection it
+            // wraps, i.e. the layer's cost without Diesel's MultiConnection dispatch.
+            let mut k = 0usize;
+            let mut pool_raw = || {
+                let (owner, id) = f.keys[k % KEYS];
+                k += 1;
+                let mut conn = f.db.conn().expect("checkout");
+                black_box(
+                    $raw::get($inner(&mut conn), owner.0, id.0)
+                        .expect("raw get")
+                        .expect("present"),
+                );
+            };
             let mut g = c.benchmark_group(concat!($prefix, "_get"));
             g.bench_function("layer", |b| {
                 rec.measure(b, concat!($prefix, "_get/layer"), &mut layer)
@@ -244,10 +257,24 @@ macro_rules! backend_benches {
             g.bench_function("raw_diesel", |b| {
                 rec.measure(b, concat!($prefix, "_get/raw_diesel"), &mut raw_diesel)
             });
+            g.bench_function("pool_checkout_raw_query", |b| {
+                rec.measure(
+                    b,
+                    concat!($prefix, "_get/pool_checkout_raw_query"),
+                    &mut pool_raw,
+                )
+            });
             g.finish();
             rec.paired(
                 concat!($prefix, "_get"),
                 ("layer", &mut layer),
+                ("raw_diesel", &mut raw_diesel),
+                400,
+                25,
+            );
+            rec.paired(
+                concat!($prefix, "_get_pool_only"),
+                ("pool_checkout_raw_query", &mut pool_raw),
                 ("raw_diesel", &mut raw_diesel),
                 400,
                 25,
@@ -395,11 +422,27 @@ macro_rules! backend_benches {
     }};
 }
 
+/// The PostgreSQL connection inside a pooled connection.
+fn pg_inner(conn: &mut Conn) -> &mut diesel::PgConnection {
+    match &mut **conn {
+        DbConnection::Postgres(pg) => pg,
+        other => panic!("expected PostgreSQL, got {other:?}"),
+    }
+}
+
+/// The SQLite connection inside a pooled connection.
+fn sqlite_inner(conn: &mut Conn) -> &mut diesel::SqliteConnection {
+    match &mut **conn {
+        DbConnection::Sqlite(lite) => lite,
+        other => panic!("expected SQLite, got {other:?}"),
+    }
+}
+
 fn postgres(c: &mut Criterion, rec: &Recorder) {
     let pg = support::PgBenchDb::create("taskstore_bench_domain");
     let f = fixture(support::layer(&pg.url, POOL_SIZE), "pg");
     let mut raw = support::raw_pg(&pg.url);
-    backend_benches!(c, rec, "pg", &f, &mut raw, raw_pg_ops);
+    backend_benches!(c, rec, "pg", &f, &mut raw, raw_pg_ops, pg_inner);
     drop(raw);
     drop(f);
 }
@@ -413,7 +456,7 @@ fn sqlite(c: &mut Criterion, rec: &Recorder) {
         "lite",
     );
     let mut raw = support::raw_sqlite(path);
-    backend_benches!(c, rec, "sqlite", &f, &mut raw, raw_sqlite_ops);
+    backend_benches!(c, rec, "sqlite", &f, &mut raw, raw_sqlite_ops, sqlite_inner);
 }
 
 /// The tables the RESULTS.md section is made from.
@@ -436,6 +479,7 @@ fn summary(rec: &Recorder) {
             Some("keyset") => (a / b, "depth 10 000 / first ≤ 1.2"),
             // Layer vs raw: a throughput ratio, time(raw) / time(layer).
             _ if p.name.ends_with("_get") => (b / a, "layer / raw ≥ 0.95"),
+            _ if p.name.ends_with("_pool_only") => (b / a, "(diagnostic: pool alone)"),
             _ if p.name.ends_with("_create") => (b / a, "layer / raw ≥ 0.90"),
             _ => (b / a, "layer / raw (reported)"),
         };

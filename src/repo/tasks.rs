@@ -242,6 +242,9 @@ fn why_not_updated(
     id: TaskId,
     expected: Option<i32>,
 ) -> Result<Error> {
+    if expected.is_none() {
+        return Ok(not_found(ENTITY));
+    }
     let actual = tasks::table
         .filter(tasks::id.eq(id))
         .filter(tasks::user_id.eq(owner))

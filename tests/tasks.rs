@@ -732,4 +732,45 @@ backend_tests! {
         assert_eq!(total(db, owner), 3);
         assert_eq!(db.tasks().get(owner, committed.id).unwrap(), committed);
     }
+
+    fn explains_the_exact_list_statement(db: &TestDb) {
+        // Fewer than 50 rows, so autovacuum never analyzes the table and the PostgreSQL plan
+        // stays the same from run to run (the 1M-row plans are checked separately).
+        let owner = factories::user(db).id;
+        factories::tasks(db, owner, 30);
+        for (sort, index, column) in [
+            (TaskSort::CreatedAsc, "tasks_user_created_idx", "created_at"),
+            (TaskSort::CreatedDesc, "tasks_user_created_idx", "created_at"),
+            (TaskSort::UpdatedAsc, "tasks_user_updated_idx", "updated_at"),
+            (TaskSort::UpdatedDesc, "tasks_user_updated_idx", "updated_at"),
+            (TaskSort::PriorityAsc, "tasks_user_priority_idx", "priority"),
+            (TaskSort::PriorityDesc, "tasks_user_priority_idx", "priority"),
+            (TaskSort::TitleAsc, "tasks_user_title_idx", "title"),
+            (TaskSort::TitleDesc, "tasks_user_title_idx", "title"),
+        ] {
+            let first = db.tasks().list(owner, &TaskFilter::default(), sort, &PageRequest::first(5)).unwrap();
+            let page = PageRequest::after(5, first.next_cursor);
+            let filter = TaskFilter { completed: Some(false), search: Some("5".into()), ..TaskFilter::default() };
+            let plan = db.run(|c| repo::explain_list(c, owner, &filter, sort, &page)).unwrap();
+            match db.backend {
+                common::Backend::Postgres => {
+                    let json: serde_json::Value = serde_json::from_str(&plan).expect("JSON plan");
+                    let scan = &json[0]["Plan"]["Plans"][0];
+                    assert_eq!(scan["Node Type"], "Index Scan", "{sort}: {plan}");
+                    assert_eq!(scan["Index Name"], index, "{sort}: {plan}");
+                    let cond = scan["Index Cond"].as_str().unwrap();
+                    assert!(cond.contains(&format!("ROW({column}, id)")), "{sort}: the cursor bounds the scan: {cond}");
+                }
+                common::Backend::Sqlite => {
+                    let op = if sort.is_desc() { '<' } else { '>' };
+                    let want = format!("SEARCH tasks USING INDEX {index} (user_id=? AND ({column},id){op}(?,?))");
+                    assert_eq!(plan, want, "{sort}");
+                }
+            }
+        }
+        assert_validation(
+            db.run(|c| repo::explain_list(c, owner, &TaskFilter::default(), TaskSort::CreatedAsc, &PageRequest::first(0))),
+            "limit",
+        );
+    }
 }

@@ -163,6 +163,7 @@ pub const MAX_PAGE_LIMIT: u32 = 1000;
 /// # let _ = next;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PageRequest {
     /// Items per page, 1..=1000 (default 20).
     pub limit: u32,
@@ -213,6 +214,17 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass this back in [`PageRequest::cursor`] for the next page; `None` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// Deserialises a present key of an `Option<Option<T>>` field: `null` becomes `Some(None)`
+/// ("clear it"), a value `Some(Some(v))`; with `#[serde(default)]` an absent key stays `None`
+/// ("leave it alone").
+pub(crate) fn present_or_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Serde for timestamps: RFC 3339 in UTC with exactly six fractional digits

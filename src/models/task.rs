@@ -101,15 +101,33 @@ impl<'a> NewTask<'a> {
 /// A partial update of a task: `None` leaves a field alone; `description: Some(None)` clears the
 /// description. Every update adds 1 to `version` and moves `updated_at`; setting `completed`
 /// sets `completed_at` (kept if the task was already completed) or clears it.
+///
+/// In JSON, an absent key leaves the field alone and `"description": null` clears it:
+///
+/// ```
+/// use taskstore::models::TaskPatch;
+/// let keep: TaskPatch = serde_json::from_str(r#"{"priority": 5}"#).unwrap();
+/// assert_eq!(keep.description, None);
+/// let clear: TaskPatch = serde_json::from_str(r#"{"description": null}"#).unwrap();
+/// assert_eq!(clear.description, Some(None));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TaskPatch {
     /// A new title (trimmed, 1..=255 characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Set (`Some(Some(..))`) or clear (`Some(None)`) the description.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::present_or_null"
+    )]
     pub description: Option<Option<String>>,
     /// A new priority, 1..=5.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i16>,
     /// Complete (`true`) or reopen (`false`) the task.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub completed: Option<bool>,
 }
 

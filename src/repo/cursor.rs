@@ -7,7 +7,9 @@
 //! another owner or another sort order, or that is not a cursor at all is a validation error on
 //! the `cursor` field — never a crash and never a wrong page.
 //!
-//! The check is an integrity check, not a secret: whoever knows this code can forge a cursor
+//! A cursor is opaque but not encrypted: it carries the last row's sort key (for the title
+//! sorts, that row's title), which its owner can see anyway. The check is an integrity check,
+//! not a secret: whoever knows this code can forge a cursor
 //! for their own listing, which only moves where their own page starts. Isolation between users
 //! never depends on it: every query is scoped by the owner's id regardless of the cursor.
 

@@ -26,6 +26,7 @@
 //! ```
 
 mod cursor;
+mod explain;
 mod keyset;
 pub mod tasks;
 pub mod users;

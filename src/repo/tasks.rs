@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 
 use chrono::DateTime;
-use diesel::dsl::count_star;
+use diesel::dsl::{AsSelect, SqlTypeOf, count_star};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer, Nullable, SmallInt, Text};
 
 use super::{cursor, keyset, not_found};
-use crate::db::DbConnection;
+use crate::db::{DbConnection, MultiBackend};
 use crate::error::{DbErrorKind, Error, Result};
 use crate::models::task::TaskRow;
 use crate::models::{
@@ -242,6 +242,9 @@ fn why_not_updated(
     id: TaskId,
     expected: Option<i32>,
 ) -> Result<Error> {
+    if expected.is_none() {
+        return Ok(not_found(ENTITY));
+    }
     let actual = tasks::table
         .filter(tasks::id.eq(id))
         .filter(tasks::user_id.eq(owner))
@@ -385,6 +388,50 @@ pub fn list(
     sort: TaskSort,
     page: &PageRequest,
 ) -> Result<Page<Task>> {
+    let (query, limit) = list_query(owner, filter, sort, page)?;
+    let mut items: Vec<Task> = query.load(conn)?;
+    let next_cursor = super::trim_page(&mut items, limit)
+        .map(|last| SortKey::of(sort, last).encode(owner, sort, last.id));
+    Ok(Page { items, next_cursor })
+}
+
+/// The plan of exactly the statement [`list`] runs for these arguments, for tests and
+/// diagnostics: on PostgreSQL the output of `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` (the query
+/// is executed; nothing is written), on SQLite the `detail` lines of `EXPLAIN QUERY PLAN`, one
+/// per line. Arguments are validated as for [`list`].
+pub fn explain_list(
+    conn: &mut DbConnection,
+    owner: UserId,
+    filter: &TaskFilter,
+    sort: TaskSort,
+    page: &PageRequest,
+) -> Result<String> {
+    use super::explain::Explain;
+    let (query, _) = list_query(owner, filter, sort, page)?;
+    match conn {
+        DbConnection::Postgres(_) => {
+            let plan: Vec<String> =
+                Explain::<_, Text>::new("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ", query)
+                    .load(conn)?;
+            Ok(plan.join("\n"))
+        }
+        DbConnection::Sqlite(_) => {
+            let rows: Vec<(i32, i32, i32, String)> =
+                Explain::<_, (Integer, Integer, Integer, Text)>::new("EXPLAIN QUERY PLAN ", query)
+                    .load(conn)?;
+            Ok(rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n"))
+        }
+    }
+}
+
+/// The page query of [`list`] (fetching `limit + 1` rows to learn whether more follow), and
+/// the checked limit.
+fn list_query(
+    owner: UserId,
+    filter: &TaskFilter,
+    sort: TaskSort,
+    page: &PageRequest,
+) -> Result<(ListQuery, u32)> {
     let limit = page.checked_limit()?;
     filter.validate()?;
     let after = page
@@ -476,11 +523,10 @@ pub fn list(
         };
     }
 
-    let mut items: Vec<Task> = query.load(conn)?;
-    let next_cursor = super::trim_page(&mut items, limit)
-        .map(|last| SortKey::of(sort, last).encode(owner, sort, last.id));
-    Ok(Page { items, next_cursor })
+    Ok((query, limit))
 }
+
+type ListQuery = tasks::BoxedQuery<'static, MultiBackend, SqlTypeOf<AsSelect<Task, MultiBackend>>>;
 
 /// Counts of `owner`'s tasks: total, completed, open, and per priority. One grouped query over
 /// the owner's rows.

@@ -35,6 +35,7 @@ use diesel::prelude::*;
 use rand::Rng;
 use retry::OperationResult;
 
+pub(crate) use connection::on_backend;
 pub use connection::{DbConnection, MultiBackend};
 pub use manager::ConnectError;
 use manager::{Manager, Shared};

@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer, Nullable, SmallInt, Text};
 
 use super::{cursor, keyset, not_found};
-use crate::db::{DbConnection, MultiBackend};
+use crate::db::{DbConnection, MultiBackend, on_backend};
 use crate::error::{DbErrorKind, Error, Result};
 use crate::models::task::TaskRow;
 use crate::models::{
@@ -171,13 +171,14 @@ pub fn import(conn: &mut DbConnection, owner: UserId, items: &[TaskImport]) -> R
 
 /// The task `id` of `owner`, or [`Error::NotFound`].
 pub fn get(conn: &mut DbConnection, owner: UserId, id: TaskId) -> Result<Task> {
-    tasks::table
+    // The hottest query: on the backend's own connection (see `on_backend`).
+    on_backend!(conn, |c| tasks::table
         .filter(tasks::id.eq(id))
         .filter(tasks::user_id.eq(owner))
         .select(Task::as_select())
-        .first(conn)
-        .optional()?
-        .ok_or(not_found(ENTITY))
+        .first(c)
+        .optional())?
+    .ok_or(not_found(ENTITY))
 }
 
 /// Applies a partial update (validated first) in one statement: `version` + 1, `updated_at`

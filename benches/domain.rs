@@ -214,11 +214,12 @@ fn open_p3() -> TaskFilter {
 /// Each comparison is measured twice in the same run: by Criterion (one function after the
 /// other; its report and medians) and paired in alternating blocks (the ratios).
 macro_rules! backend_benches {
-    ($c:expr, $rec:expr, $prefix:literal, $f:expr, $raw_conn:expr, $raw:ident, $inner:path) => {{
+    ($c:expr, $rec:expr, $prefix:literal, $f:expr, ($raw_conn:expr, $raw_conn2:expr), $raw:ident, $inner:path) => {{
         let c: &mut Criterion = $c;
         let rec: &Recorder = $rec;
         let f: &Fixture = $f;
         let raw = $raw_conn;
+        let raw2 = $raw_conn2;
 
         // get task by (owner, id)
         {
@@ -268,6 +269,25 @@ macro_rules! backend_benches {
             rec.paired(
                 concat!($prefix, "_get"),
                 ("layer", &mut layer),
+                ("raw_diesel", &mut raw_diesel),
+                400,
+                25,
+            );
+            // Control: two identical raw connections; whatever their ratio is away from 1.0 is
+            // what this machine's noise alone does to a ratio.
+            let mut l = 0usize;
+            let mut raw_diesel_2 = || {
+                let (owner, id) = f.keys[l % KEYS];
+                l += 1;
+                black_box(
+                    $raw::get(&mut *raw2, owner.0, id.0)
+                        .expect("raw get")
+                        .expect("present"),
+                );
+            };
+            rec.paired(
+                concat!($prefix, "_get_aa_control"),
+                ("raw_diesel_conn2", &mut raw_diesel_2),
                 ("raw_diesel", &mut raw_diesel),
                 400,
                 25,
@@ -441,8 +461,16 @@ fn sqlite_inner(conn: &mut Conn) -> &mut diesel::SqliteConnection {
 fn postgres(c: &mut Criterion, rec: &Recorder) {
     let pg = support::PgBenchDb::create("taskstore_bench_domain");
     let f = fixture(support::layer(&pg.url, POOL_SIZE), "pg");
-    let mut raw = support::raw_pg(&pg.url);
-    backend_benches!(c, rec, "pg", &f, &mut raw, raw_pg_ops, pg_inner);
+    let (mut raw, mut raw2) = (support::raw_pg(&pg.url), support::raw_pg(&pg.url));
+    backend_benches!(
+        c,
+        rec,
+        "pg",
+        &f,
+        (&mut raw, &mut raw2),
+        raw_pg_ops,
+        pg_inner
+    );
     drop(raw);
     drop(f);
 }
@@ -455,8 +483,16 @@ fn sqlite(c: &mut Criterion, rec: &Recorder) {
         support::layer(&format!("sqlite://{path}"), POOL_SIZE),
         "lite",
     );
-    let mut raw = support::raw_sqlite(path);
-    backend_benches!(c, rec, "sqlite", &f, &mut raw, raw_sqlite_ops, sqlite_inner);
+    let (mut raw, mut raw2) = (support::raw_sqlite(path), support::raw_sqlite(path));
+    backend_benches!(
+        c,
+        rec,
+        "sqlite",
+        &f,
+        (&mut raw, &mut raw2),
+        raw_sqlite_ops,
+        sqlite_inner
+    );
 }
 
 /// The tables the RESULTS.md section is made from.
@@ -480,6 +516,7 @@ fn summary(rec: &Recorder) {
             // Layer vs raw: a throughput ratio, time(raw) / time(layer).
             _ if p.name.ends_with("_get") => (b / a, "layer / raw ≥ 0.95"),
             _ if p.name.ends_with("_pool_only") => (b / a, "(diagnostic: pool alone)"),
+            _ if p.name.ends_with("_aa_control") => (b / a, "(control: 1.0 ± noise)"),
             _ if p.name.ends_with("_create") => (b / a, "layer / raw ≥ 0.90"),
             _ => (b / a, "layer / raw (reported)"),
         };

@@ -66,7 +66,8 @@ impl PgBenchDb {
         Self {
             name: name.to_owned(),
             url: pg_url_for(name),
-            keep: false,
+            // For looking at plans afterwards; the next run drops it.
+            keep: std::env::var_os("TASKSTORE_BENCH_KEEP_DB").is_some(),
         }
     }
 

@@ -6,8 +6,10 @@
 #   bench/pgbench.sh [SECONDS_PER_RUN=10] [ROUNDS=3]
 #
 # Each round runs, for 1 and 4 clients/threads, pgbench, the layer and raw Diesel one after the
-# other, then the layer with 8 and with 64 threads on a pool of 8; the figures are the medians
-# over the rounds, so that a burst of other work on the machine hits one round, not one side.
+# other, then the layer with 8 and with 64 threads on a pool of 8, and the same query on a plain
+# diesel::r2d2 pool (4 on 4, 8 on 8, 64 on 8) to tell what any blocking pool costs from what the
+# layer adds; the figures are the medians over the rounds, so that a burst of other work on the
+# machine hits one round, not one side.
 #
 # pgbench picks (owner, id) pairs at random from 128 seeded pairs: each pair is its own script
 # file (pgbench's limit is 128 scripts) reading variables set with -D, so the statement is the
@@ -72,8 +74,11 @@ for round in $(seq 1 "$ROUNDS"); do
         echo -e "$round\tlayer_t$c\t$(rust_ops layer "$c" "$c")" | tee -a "$RESULTS"
         echo -e "$round\traw_diesel_t$c\t$(rust_ops raw "$c" "$c")" | tee -a "$RESULTS"
     done
+    echo -e "$round\tr2d2_t4_pool4\t$(rust_ops r2d2 4 4)" | tee -a "$RESULTS"
     echo -e "$round\tlayer_t8_pool8\t$(rust_ops layer 8 8)" | tee -a "$RESULTS"
     echo -e "$round\tlayer_t64_pool8\t$(rust_ops layer 64 8)" | tee -a "$RESULTS"
+    echo -e "$round\tr2d2_t8_pool8\t$(rust_ops r2d2 8 8)" | tee -a "$RESULTS"
+    echo -e "$round\tr2d2_t64_pool8\t$(rust_ops r2d2 64 8)" | tee -a "$RESULTS"
 done
 
 echo
@@ -100,5 +105,8 @@ for c in (1, 4):
     ratio(f"layer / pgbench, {c} thread(s)", f"layer_t{c}", f"pgbench_c{c}", "≥ 0.90")
     ratio(f"layer / raw Diesel, {c} thread(s)", f"layer_t{c}", f"raw_diesel_t{c}", "≥ 0.95")
     ratio(f"raw Diesel / pgbench, {c} thread(s)", f"raw_diesel_t{c}", f"pgbench_c{c}", "(reference: level)")
+ratio("layer / plain r2d2 pool, 4 threads, pool of 4", "layer_t4", "r2d2_t4_pool4", "(diagnostic)")
+ratio("plain r2d2 pool / raw Diesel, 4 threads", "r2d2_t4_pool4", "raw_diesel_t4", "(diagnostic)")
 ratio("64 threads / 8 threads, pool of 8", "layer_t64_pool8", "layer_t8_pool8", "≥ 0.95")
+ratio("plain r2d2: 64 threads / 8 threads, pool of 8", "r2d2_t64_pool8", "r2d2_t8_pool8", "(diagnostic)")
 EOF

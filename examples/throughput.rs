@@ -16,7 +16,10 @@
 //! KEYS_FILE per operation, and prints `ops_per_sec=<n>`:
 //! - `layer`: `db.tasks().get(owner, id)` on a `Database` with a pool of POOL (all opened up
 //!   front), a connection checked out per call, as an application handler would;
-//! - `raw`: raw Diesel, one dedicated `PgConnection` per thread, the same query.
+//! - `raw`: raw Diesel, one dedicated `PgConnection` per thread, the same query;
+//! - `r2d2`: raw Diesel on a plain `diesel::r2d2` pool of POOL (Diesel's own
+//!   `ConnectionManager`, no customisation, no deadlines), a connection checked out per call:
+//!   what any blocking pool costs, to tell it apart from what the layer adds.
 
 #[path = "../benches/support/mod.rs"]
 mod support;
@@ -46,7 +49,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => bail!(
-            "usage: throughput prepare OUT_DIR | throughput run URL KEYS_FILE layer|raw THREADS POOL SECONDS"
+            "usage: throughput prepare OUT_DIR | throughput run URL KEYS_FILE layer|raw|r2d2 THREADS POOL SECONDS"
         ),
     }
 }
@@ -103,9 +106,18 @@ fn run(
 ) -> Result<f64> {
     let db = match mode {
         "layer" => Some(support::layer(url, pool)),
-        "raw" => None,
+        "raw" | "r2d2" => None,
         other => bail!("unknown mode {other}"),
     };
+    let r2d2_pool = (mode == "r2d2")
+        .then(|| {
+            diesel::r2d2::Pool::builder()
+                .max_size(pool)
+                .min_idle(Some(pool))
+                .test_on_check_out(false)
+                .build(diesel::r2d2::ConnectionManager::<diesel::PgConnection>::new(url))
+        })
+        .transpose()?;
     let keys: Arc<[(UserId, TaskId)]> = keys.into();
     let stop = Arc::new(AtomicBool::new(false));
     let barrier = Arc::new(Barrier::new(threads + 1));
@@ -115,24 +127,30 @@ fn run(
             let stop = Arc::clone(&stop);
             let barrier = Arc::clone(&barrier);
             let db = db.clone();
-            let mut raw = db.is_none().then(|| support::raw_pg(url));
+            let r2d2_pool = r2d2_pool.clone();
+            let mut raw = (mode == "raw").then(|| support::raw_pg(url));
             std::thread::spawn(move || -> Result<u64> {
                 let mut rng = support::Rng::new(0x1234 + t as u64);
                 let mut ops = 0u64;
                 barrier.wait();
                 while !stop.load(Ordering::Relaxed) {
                     let (owner, id) = keys[rng.below(keys.len())];
-                    match (&db, raw.as_mut()) {
-                        (Some(db), _) => {
-                            std::hint::black_box(db.tasks().get(owner, id)?);
-                        }
-                        (None, Some(c)) => {
-                            std::hint::black_box(
-                                support::raw_pg_ops::get(c, owner.0, id.0)?
-                                    .context("seeded task missing")?,
-                            );
-                        }
-                        (None, None) => unreachable!("one of the two is set"),
+                    if let Some(db) = &db {
+                        std::hint::black_box(db.tasks().get(owner, id)?);
+                    } else {
+                        let mut pooled = match &r2d2_pool {
+                            Some(p) => Some(p.get()?),
+                            None => None,
+                        };
+                        let c = match (&mut pooled, raw.as_mut()) {
+                            (Some(p), _) => &mut **p,
+                            (None, Some(c)) => c,
+                            (None, None) => unreachable!("one of the two is set"),
+                        };
+                        std::hint::black_box(
+                            support::raw_pg_ops::get(c, owner.0, id.0)?
+                                .context("seeded task missing")?,
+                        );
                     }
                     ops += 1;
                 }

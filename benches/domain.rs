@@ -462,6 +462,25 @@ fn postgres(c: &mut Criterion, rec: &Recorder) {
     let pg = support::PgBenchDb::create("taskstore_bench_domain");
     let f = fixture(support::layer(&pg.url, POOL_SIZE), "pg");
     let (mut raw, mut raw2) = (support::raw_pg(&pg.url), support::raw_pg(&pg.url));
+    if let Some(cpu) = support::bench_cpu() {
+        // This thread, both raw connections' backends and every pooled connection's backend
+        // on one core (see `support::bench_cpu`).
+        support::pin(0, cpu);
+        let mut held: Vec<Conn> = (0..POOL_SIZE)
+            .map(|_| f.db.conn().expect("checkout"))
+            .collect();
+        let mut pids: Vec<i32> = held
+            .iter_mut()
+            .map(|c| support::backend_pid(pg_inner(c)))
+            .collect();
+        drop(held);
+        pids.push(support::backend_pid(&mut raw));
+        pids.push(support::backend_pid(&mut raw2));
+        for pid in &pids {
+            support::pin(*pid, cpu);
+        }
+        eprintln!("[pg] pinned this thread and backends {pids:?} to cpu {cpu}");
+    }
     backend_benches!(
         c,
         rec,
@@ -484,6 +503,9 @@ fn sqlite(c: &mut Criterion, rec: &Recorder) {
         "lite",
     );
     let (mut raw, mut raw2) = (support::raw_sqlite(path), support::raw_sqlite(path));
+    if let Some(cpu) = support::bench_cpu() {
+        support::pin(0, cpu);
+    }
     backend_benches!(
         c,
         rec,

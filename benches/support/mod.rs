@@ -119,6 +119,55 @@ pub fn raw_pg(url: &str) -> PgConnection {
     PgConnection::establish(url).expect("raw PgConnection")
 }
 
+/// The server process behind a PostgreSQL connection.
+pub fn backend_pid(conn: &mut PgConnection) -> i32 {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+        "pg_backend_pid()",
+    ))
+    .get_result(conn)
+    .expect("pg_backend_pid()")
+}
+
+/// The CPU the single-connection benchmarks pin to (`TASKSTORE_BENCH_CPU`, default 1;
+/// `TASKSTORE_BENCH_CPU=none` turns pinning off).
+///
+/// Why pin at all: on this two-core VM a loopback round trip takes about 27 µs when the client
+/// thread and its PostgreSQL backend share a core and about 50 µs when the scheduler puts them
+/// on different cores (a cross-core wake-up per message), and the placement of a connection
+/// lasts long enough to decide a whole paired comparison: two identical raw connections came out
+/// at 0.60 and 1.70 of each other. Pinning the client thread and every backend it talks to onto
+/// one core gives both sides of a comparison the same placement, so the ratio measures the
+/// client-side work the layer adds. It touches only this process and the server processes of
+/// its own connections (which end with them).
+pub fn bench_cpu() -> Option<usize> {
+    match std::env::var("TASKSTORE_BENCH_CPU") {
+        Ok(v) if v == "none" => None,
+        Ok(v) => Some(
+            v.parse()
+                .expect("TASKSTORE_BENCH_CPU: a CPU number or none"),
+        ),
+        Err(_) => Some(1),
+    }
+}
+
+/// Pins process or thread `pid` (0: the calling thread) to `cpu`.
+pub fn pin(pid: i32, cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO / CPU_SET only write inside it, and
+    // sched_setaffinity reads `size_of::<cpu_set_t>()` bytes of it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(
+        rc,
+        0,
+        "sched_setaffinity({pid}, cpu {cpu}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
 /// A dedicated SQLite connection with the pragmas the layer sets on its own connections
 /// (WAL, `synchronous = NORMAL`, foreign keys, busy timeout), so that both pay the same
 /// durability cost.

@@ -19,8 +19,11 @@ backend_tests! {
         assert!(stats.connections_created >= 1, "{stats:?}");
     }
 
-    fn exhaustion_is_a_pool_timeout_within_the_deadline(db: &TestDb) {
-        let _ = db;
+    fn health_reports_latency_and_schema_version(db: &TestDb) {
+        let h = db.health().expect("health");
+        assert!(h.schema_version.is_some(), "{h:?}");
+        assert!(h.latency > Duration::ZERO && h.latency < Duration::from_secs(5), "{h:?}");
+        assert_eq!(h.pool.max_size, 4);
     }
 }
 

@@ -21,6 +21,7 @@
 //!   each.
 
 mod connection;
+mod health;
 mod manager;
 pub(crate) mod stats;
 mod watchdog;
@@ -36,6 +37,7 @@ use rand::Rng;
 use retry::OperationResult;
 
 pub use connection::{DbConnection, MultiBackend};
+pub use health::Health;
 pub use manager::ConnectError;
 use manager::{Manager, Shared};
 pub use stats::{LatencySummary, Stats};

@@ -147,3 +147,25 @@ fn sqlite_memory_databases_are_shared_by_the_pool_and_private_to_it() {
     assert_ne!(format!("{:?}", a.config().database_url), "");
     drop(b);
 }
+
+#[test]
+fn reads_go_to_a_configured_replica() {
+    // The "replica" is the same test database under a second pool: enough to show routing.
+    let primary = TestDb::new(Backend::Postgres, &[]);
+    let config = taskstore::Config::from_vars([
+        ("DATABASE_URL", primary.url.as_str()),
+        ("DATABASE_REPLICA_URLS", primary.url.as_str()),
+        ("DATABASE_APPLICATION_NAME", "taskstore-replica-test"),
+    ])
+    .unwrap();
+    let db = taskstore::Database::connect(&config).unwrap();
+    let n: i64 = db
+        .run_read(|c| Ok(taskstore::schema::users::table.count().get_result(c)?))
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(
+        db.stats().acquisitions,
+        1,
+        "the primary pool served only the start-up capacity check"
+    );
+}

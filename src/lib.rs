@@ -14,8 +14,9 @@
 //! ```
 //!
 //! Layout: [`config`] (environment → validated [`Config`]), [`db`] (pools, acquisition,
-//! [`Database`]), [`error`] (the one [`Error`] enum), [`migrate`], [`schema`], [`sql_types`],
-//! [`redact`] (secret scrubbing).
+//! [`Database`]), [`tx`] (`with_transaction`: commit, rollback, savepoints, re-runs),
+//! [`error`] (the one [`Error`] enum), [`migrate`], [`schema`], [`sql_types`], [`redact`]
+//! (secret scrubbing).
 
 pub mod config;
 pub mod db;
@@ -24,7 +25,9 @@ pub mod migrate;
 pub mod redact;
 pub mod schema;
 pub mod sql_types;
+pub mod tx;
 
 pub use config::{BackendKind, Config, DatabaseUrl, Environment};
 pub use db::{Conn, Database, DbConnection, Stats};
 pub use error::{ConnectFailure, DbErrorKind, Error, PoolState, Result};
+pub use tx::{IsolationLevel, TransactionError, TxOptions};

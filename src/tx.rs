@@ -5,7 +5,9 @@
 //!
 //! ```
 //! # fn main() -> Result<(), taskstore::Error> {
-//! # let config = taskstore::Config::from_vars([("DATABASE_URL", "sqlite::memory:")])?;
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let url = format!("sqlite://{}", dir.path().join("doc.db").display());
+//! # let config = taskstore::Config::from_vars([("DATABASE_URL", url.as_str())])?;
 //! # let db = taskstore::Database::connect(&config)?;
 //! use diesel::prelude::*;
 //! use taskstore::schema::users;
@@ -221,7 +223,9 @@ type Tm = <DbConnection as Connection>::TransactionManager;
 ///
 /// ```
 /// # fn main() -> Result<(), taskstore::Error> {
-/// # let config = taskstore::Config::from_vars([("DATABASE_URL", "sqlite::memory:")])?;
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let url = format!("sqlite://{}", dir.path().join("doc.db").display());
+/// # let config = taskstore::Config::from_vars([("DATABASE_URL", url.as_str())])?;
 /// # let db = taskstore::Database::connect(&config)?;
 /// db.with_transaction(|conn| {
 ///     let optional: Result<(), taskstore::Error> = taskstore::tx::nested(conn, |_conn| {
@@ -276,7 +280,9 @@ impl Database {
     ///
     /// ```
     /// # fn main() -> Result<(), taskstore::Error> {
-    /// # let config = taskstore::Config::from_vars([("DATABASE_URL", "sqlite::memory:")])?;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let url = format!("sqlite://{}", dir.path().join("doc.db").display());
+    /// # let config = taskstore::Config::from_vars([("DATABASE_URL", url.as_str())])?;
     /// # let db = taskstore::Database::connect(&config)?;
     /// use taskstore::tx::TxOptions;
     /// let n = db.with_transaction_opts(TxOptions::new().serializable().read_only(), |conn| {

@@ -28,7 +28,9 @@
 //!   transaction back, on both backends, without a round trip that could hang while
 //!   unwinding); it is never returned to the pool. The panic then continues.
 //! - A nested call — [`nested`], or Diesel's `conn.transaction(..)` on the closure's
-//!   connection — is a savepoint: its `Err` rolls back only what it did.
+//!   connection — is a savepoint: its `Err` rolls back only what it did. (Calling
+//!   `db.with_transaction` again inside the closure is *not* nested: it checks out a second
+//!   connection and runs an independent transaction, which also holds two pool slots.)
 //!
 //! # Re-runs
 //!
@@ -388,6 +390,7 @@ impl Database {
                 end_read_only(&mut conn, opts);
                 self.count_rolled_back();
                 let retryable = error.is_retryable();
+                tracing::debug!(retryable, error = ?error.as_taskstore_error(), taken_at = %conn.taken_at(), "transaction rolled back");
                 Err(Failure { error, retryable })
             }
             Ok(Ok(value)) => match commit(&mut conn) {
@@ -396,6 +399,7 @@ impl Database {
                     let c = self.counters();
                     c.tx_committed.fetch_add(1, Relaxed);
                     metrics::counter!("taskstore_tx_total", "outcome" => "committed").increment(1);
+                    tracing::trace!(taken_at = %conn.taken_at(), "transaction committed");
                     Ok(value)
                 }
                 Err(e) => {

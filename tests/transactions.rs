@@ -487,6 +487,10 @@ mod postgres_failures {
             .unwrap_err();
         assert!(matches!(err, Error::CommitUnknown { .. }), "{err:?}");
         assert_eq!(runs, 1, "CommitUnknown is never re-run automatically");
+        assert!(
+            db.stats().broken_discarded >= 1,
+            "the connection was discarded"
+        );
         assert!(!err.is_retryable());
         // Resolve: look the row up by its id; it is absent, so creating it again is safe.
         let exists = db

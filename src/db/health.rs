@@ -35,7 +35,8 @@ impl Database {
     /// with the same typed errors as [`Database::conn`] when the database is unreachable.
     pub fn health(&self) -> Result<Health> {
         let start = Instant::now();
-        let mut conn = self.conn()?;
+        // The check leaves no session state behind: no reset round trip on return.
+        let mut conn = self.conn()?.trusted();
         let acquire = start.elapsed();
         let t = Instant::now();
         let ping = super::manager::ping(&mut conn);

@@ -303,6 +303,11 @@ impl DatabaseUrl {
         self.backend
     }
 
+    /// True for `sqlite::memory:`: a database that lives only while a connection to it is open.
+    pub fn is_memory(&self) -> bool {
+        self.backend == BackendKind::Sqlite && self.redacted == "sqlite::memory:"
+    }
+
     /// The redacted form, safe to print.
     pub fn redacted(&self) -> &str {
         &self.redacted

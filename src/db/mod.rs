@@ -21,6 +21,7 @@
 //!   each.
 
 mod connection;
+mod health;
 mod manager;
 pub(crate) mod stats;
 mod watchdog;
@@ -36,6 +37,7 @@ use rand::Rng;
 use retry::OperationResult;
 
 pub use connection::{DbConnection, MultiBackend};
+pub use health::Health;
 pub use manager::ConnectError;
 use manager::{Manager, Shared};
 pub use stats::{LatencySummary, Stats};
@@ -67,6 +69,9 @@ pub struct Database {
 
 struct Inner {
     config: Config,
+    /// For `sqlite::memory:`: a connection held for the life of the `Database`, because an
+    /// in-memory database disappears when its last connection closes.
+    _anchor: Option<std::sync::Mutex<DbConnection>>,
     primary: PoolHandle,
     replicas: Vec<PoolHandle>,
     next_replica: AtomicUsize,
@@ -105,6 +110,17 @@ impl Database {
     /// migrations when `DATABASE_MIGRATE_ON_STARTUP` is true.
     pub fn connect(config: &Config) -> Result<Self> {
         let primary = PoolHandle::build(&config.database_url, config)?;
+        let anchor = if config.database_url.is_memory() {
+            let shared = Arc::new(Shared::new());
+            let manager = Manager::new(&config.database_url, &config.pool, &config.session, shared);
+            let conn = manager.open().map_err(|e| Error::Unavailable {
+                kind: e.kind,
+                message: e.message,
+            })?;
+            Some(std::sync::Mutex::new(conn.conn))
+        } else {
+            None
+        };
         primary.wait_until_ready(config)?;
         let replicas = config
             .replica_urls
@@ -114,6 +130,7 @@ impl Database {
         let db = Self {
             inner: Arc::new(Inner {
                 config: config.clone(),
+                _anchor: anchor,
                 primary,
                 replicas,
                 next_replica: AtomicUsize::new(0),

@@ -15,16 +15,23 @@
 //!
 //! Layout: [`config`] (environment → validated [`Config`]), [`db`] (pools, acquisition,
 //! [`Database`]), [`error`] (the one [`Error`] enum), [`migrate`], [`schema`], [`sql_types`],
-//! [`redact`] (secret scrubbing).
+//! [`redact`] (secret scrubbing), [`models`] (users, tasks, typed ids, validation) and
+//! [`repo`] (the user and task operations, written once for both backends).
 
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod migrate;
+pub mod models;
 pub mod redact;
+pub mod repo;
 pub mod schema;
 pub mod sql_types;
 
 pub use config::{BackendKind, Config, DatabaseUrl, Environment};
 pub use db::{Conn, Database, DbConnection, Stats};
 pub use error::{ConnectFailure, DbErrorKind, Error, PoolState, Result};
+pub use models::{
+    NewTask, NewUser, Page, PageRequest, Task, TaskFilter, TaskId, TaskImport, TaskPatch, TaskSort,
+    TaskStats, User, UserId, UserPatch,
+};

@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod cluster;
+pub mod factories;
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};

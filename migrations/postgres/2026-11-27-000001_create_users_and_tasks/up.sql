@@ -1,8 +1,13 @@
 -- Users and their tasks. Every rule the Rust layer validates is enforced here too, so that no
 -- other writer can break it.
+--
+-- Text that is compared, searched or sorted is COLLATE "C" so that PostgreSQL behaves exactly
+-- like SQLite: bytewise order and equality, and lower() that folds ASCII letters only (under the
+-- database's default collation lower() would also fold non-ASCII letters, and a search or an
+-- email rule would then match differently on the two backends).
 CREATE TABLE users (
     id            uuid        PRIMARY KEY,
-    email         text        NOT NULL,
+    email         text        COLLATE "C" NOT NULL,
     password_hash text        NOT NULL,
     first_name    text,
     last_name     text,
@@ -18,12 +23,11 @@ CREATE TABLE users (
     CONSTRAINT users_last_name_check CHECK (char_length(last_name) <= 100)
 );
 
--- Titles sort bytewise ("C") so that title order and keyset cursors are identical on SQLite.
 CREATE TABLE tasks (
     id           uuid        PRIMARY KEY,
     user_id      uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     title        text        COLLATE "C" NOT NULL,
-    description  text,
+    description  text        COLLATE "C",
     completed    boolean     NOT NULL DEFAULT false,
     priority     smallint    NOT NULL DEFAULT 3,
     version      integer     NOT NULL DEFAULT 1,
@@ -37,7 +41,10 @@ CREATE TABLE tasks (
     CONSTRAINT tasks_completed_at_check CHECK ((completed_at IS NOT NULL) = completed)
 );
 
--- One index per sort order, each led by the owner so that a page never touches other users' rows.
+-- One index per sort order, each led by the owner so that a page never touches other users' rows,
+-- and ending in id, the tie-break, so that a keyset page starts exactly at its cursor.
+-- The user list pages over the primary key. A user's tasks are found through any of these
+-- (the foreign key's ON DELETE CASCADE uses them too).
 CREATE INDEX tasks_user_created_idx  ON tasks (user_id, created_at, id);
 CREATE INDEX tasks_user_updated_idx  ON tasks (user_id, updated_at, id);
 CREATE INDEX tasks_user_priority_idx ON tasks (user_id, priority, id);

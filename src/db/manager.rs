@@ -204,8 +204,7 @@ impl Manager {
                 lite.batch_execute("PRAGMA foreign_keys = ON")
                     .map_err(fail)?;
                 if !self.url.expose().contains("mode=memory") {
-                    lite.batch_execute("PRAGMA journal_mode = WAL")
-                        .map_err(fail)?;
+                    enable_wal(lite, self.busy_timeout).map_err(fail)?;
                 }
                 lite.batch_execute("PRAGMA synchronous = NORMAL")
                     .map_err(fail)?;
@@ -218,6 +217,82 @@ impl Manager {
     pub fn open(&self) -> Result<Managed, ConnectError> {
         use r2d2::ManageConnection;
         self.connect()
+    }
+
+    /// What brings a connection that a caller used raw back to the state [`Manager::customize`]
+    /// left it in; kept here so that the two stay in step.
+    pub fn session_reset(&self, deadline: Duration) -> SessionReset {
+        let sql = match self.backend {
+            // One round trip. `RESET ALL` returns every setting to its session default, and the
+            // timeouts and `application_name` are session defaults because they travel in the
+            // startup packet; the time zone and encoding are what Diesel sets after connecting.
+            // `ROLLBACK` outside a transaction is only a notice, which Diesel discards.
+            BackendKind::Postgres => "ROLLBACK; RESET ALL; RESET ROLE; \
+                 RESET SESSION AUTHORIZATION; SET TIME ZONE 'UTC'; \
+                 SET CLIENT_ENCODING TO 'UTF8'; CLOSE ALL; UNLISTEN *; \
+                 SELECT pg_advisory_unlock_all(); DISCARD TEMP"
+                .to_owned(),
+            BackendKind::Sqlite => {
+                let millis = u64::try_from(self.busy_timeout.as_millis()).unwrap_or(u64::MAX);
+                let mut sql = pragma_busy_timeout(millis);
+                sql.push_str(
+                    "; PRAGMA foreign_keys = ON; PRAGMA query_only = OFF; \
+                     PRAGMA synchronous = NORMAL",
+                );
+                sql
+            }
+        };
+        SessionReset {
+            backend: self.backend,
+            sql,
+            deadline,
+        }
+    }
+}
+
+/// Undoes what a caller may have done to a connection handed out raw: an open transaction
+/// (`BEGIN` through `sql_query`), session settings (`SET`, `PRAGMA`), and on PostgreSQL
+/// cursors, `LISTEN`, advisory locks and temporary tables.
+#[derive(Debug)]
+pub(crate) struct SessionReset {
+    backend: BackendKind,
+    sql: String,
+    /// Bound on the reset's round trip (enforced by the watchdog).
+    pub deadline: Duration,
+}
+
+impl SessionReset {
+    pub fn apply(&self, conn: &mut DbConnection) -> Result<(), String> {
+        if self.backend == BackendKind::Sqlite {
+            // SQLite refuses `ROLLBACK` outside a transaction and stops a batch at the first
+            // error, so it goes alone; the refusal is the expected answer on a clean connection.
+            if let Err(e) = conn.batch_execute("ROLLBACK") {
+                let message = e.to_string();
+                if !message.contains("no transaction is active") {
+                    return Err(scrub(&message));
+                }
+            }
+        }
+        conn.batch_execute(&self.sql)
+            .map_err(|e| scrub(&e.to_string()))
+    }
+}
+
+/// Switching a new database file to WAL needs an exclusive lock, and SQLite answers "database
+/// is locked" at once, without its busy handler, when several connections open the file at the
+/// same moment (a pool filling up beside the start-up probe and the migration connection). The
+/// mode is persistent, so the first connection that gets through settles it for all.
+fn enable_wal(lite: &mut SqliteConnection, patience: Duration) -> diesel::QueryResult<()> {
+    let start = Instant::now();
+    loop {
+        match lite.batch_execute("PRAGMA journal_mode = WAL") {
+            Err(e)
+                if e.to_string().contains("database is locked") && start.elapsed() < patience =>
+            {
+                std::thread::sleep(Duration::from_millis(rand::rng().random_range(2..20)));
+            }
+            other => return other,
+        }
     }
 }
 

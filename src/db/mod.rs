@@ -39,7 +39,7 @@ use retry::OperationResult;
 pub use connection::{DbConnection, MultiBackend};
 pub use health::Health;
 pub use manager::ConnectError;
-use manager::{Manager, Shared};
+use manager::{Manager, SessionReset, Shared};
 pub use stats::{LatencySummary, Stats};
 
 use crate::config::{BackendKind, Config, DatabaseUrl};
@@ -81,6 +81,7 @@ struct PoolHandle {
     pool: Pool,
     shared: Arc<Shared>,
     url: DatabaseUrl,
+    reset: Arc<SessionReset>,
 }
 
 impl std::fmt::Debug for Database {
@@ -154,6 +155,15 @@ impl Database {
     }
 
     /// Checks a connection out of the primary pool, within the acquire deadline.
+    ///
+    /// The caller may do anything with it, including a raw `BEGIN` or `SET` through
+    /// `sql_query`, so it is reset when it returns to the pool: any open transaction rolled
+    /// back, session settings restored (on PostgreSQL `RESET ALL` and friends, one round trip
+    /// on return; on SQLite the layer's pragmas, no network). A connection that cannot be reset
+    /// is discarded. [`Database::run`], [`Database::with_transaction`] and the repositories run
+    /// only the layer's own statements and skip that round trip, which is why they are the
+    /// fast path: prefer them for ordinary work and keep `conn()` for code that needs the
+    /// connection itself.
     #[track_caller]
     pub fn conn(&self) -> Result<Conn> {
         self.inner
@@ -183,9 +193,13 @@ impl Database {
 
     /// Checks out a connection, runs `f` on it and returns its result. A disconnect-class error
     /// discards the connection and evicts its idle siblings.
+    ///
+    /// The connection is not reset on return (see [`Database::conn`]): `f` must not leave a
+    /// transaction open or change session settings; use [`Database::with_transaction`] for
+    /// transactions.
     #[track_caller]
     pub fn run<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn()?.trusted();
         let result = f(&mut conn);
         if let Err(e) = &result {
             conn.note_error(e);
@@ -196,7 +210,7 @@ impl Database {
     /// Like [`Database::run`], on a read replica when configured.
     #[track_caller]
     pub fn run_read<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
-        let mut conn = self.read_conn()?;
+        let mut conn = self.read_conn()?.trusted();
         let result = f(&mut conn);
         if let Err(e) = &result {
             conn.note_error(e);
@@ -215,7 +229,6 @@ impl Database {
         p.shared.counters.snapshot(p.state())
     }
 
-    #[expect(dead_code, reason = "used by the transaction module (issue 3)")]
     pub(crate) fn counters(&self) -> &stats::Counters {
         &self.inner.primary.shared.counters
     }
@@ -274,6 +287,7 @@ impl PoolHandle {
     fn build(url: &DatabaseUrl, config: &Config) -> Result<Self> {
         let shared = Arc::new(Shared::new());
         let manager = Manager::new(url, &config.pool, &config.session, Arc::clone(&shared));
+        let reset = Arc::new(manager.session_reset(config.pool.acquire_timeout));
         let pool = r2d2::Pool::builder()
             .max_size(config.pool.max_size)
             .min_idle(Some(config.pool.min_idle))
@@ -287,6 +301,7 @@ impl PoolHandle {
             pool,
             shared,
             url: url.clone(),
+            reset,
         })
     }
 
@@ -506,6 +521,7 @@ impl PoolHandle {
             location,
             shared: Arc::clone(&self.shared),
             leak_threshold: config.pool.leak_threshold,
+            reset: Some(Arc::clone(&self.reset)),
         })
     }
 }
@@ -542,9 +558,18 @@ pub struct Conn {
     location: &'static Location<'static>,
     shared: Arc<Shared>,
     leak_threshold: Option<Duration>,
+    /// Set while the connection may carry state a caller left behind; see [`Database::conn`].
+    reset: Option<Arc<SessionReset>>,
 }
 
 impl Conn {
+    /// For the layer's own code, which leaves no transaction or session setting behind: skips
+    /// the reset on return.
+    pub(crate) fn trusted(mut self) -> Self {
+        self.reset = None;
+        self
+    }
+
     /// Discards this connection instead of returning it to the pool.
     pub fn discard(&mut self) {
         if let Some(p) = self.inner.as_mut() {
@@ -620,6 +645,18 @@ impl Drop for Conn {
         if std::thread::panicking() {
             // A panic may have left a transaction open; never return such a connection.
             self.discard();
+        }
+        if let (Some(reset), Some(p)) = (self.reset.take(), self.inner.as_mut()) {
+            if !p.meta.broken {
+                let deadline = Instant::now() + reset.deadline;
+                let socket = p.meta.socket;
+                let (result, _) =
+                    watchdog::with_deadline(socket, deadline, || reset.apply(&mut p.conn));
+                if let Err(error) = result {
+                    tracing::warn!(%error, taken_at = %self.location, "could not reset a returned connection; discarding it");
+                    p.meta.broken = true;
+                }
+            }
         }
         if let Some(mut p) = self.inner.take() {
             p.meta.last_used = Instant::now();

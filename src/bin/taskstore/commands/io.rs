@@ -202,19 +202,35 @@ pub fn import(ctx: &Ctx, db: &Database, owner: UserId, path: &Path, format: Opti
     } else {
         ProgressBar::hidden()
     };
-    let written = db.with_transaction(|conn| {
+    // The line of the first row whose id already exists, found after a chunk conflicts.
+    let mut conflict: Option<String> = None;
+    let outcome = db.with_transaction(|conn| {
         let mut written = 0;
         for chunk in rows.chunks(CHUNK) {
             let tasks: Vec<TaskImport> = chunk.iter().map(|r| r.task.clone()).collect();
             match taskstore::tx::nested(conn, |conn| task_repo::import(conn, owner, &tasks)) {
                 Ok(n) => written += n,
-                Err(Error::Conflict { .. }) => return Err(conflict_line(conn, owner, chunk)),
-                Err(e) => return Err(e.into()),
+                Err(e @ Error::Conflict { .. }) => {
+                    conflict = conflict_line(conn, owner, chunk);
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
             }
             bar.inc(chunk.len() as u64);
         }
-        Ok::<usize, anyhow::Error>(written)
-    })?;
+        Ok(written)
+    });
+    let written = match (outcome, conflict) {
+        (Ok(n), _) => n,
+        (Err(Error::Conflict { .. }), Some(detail)) => {
+            return Err(InputError {
+                message: "the import conflicts with existing tasks; nothing was imported".into(),
+                details: vec![detail],
+            }
+            .into());
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let rate = written as f64 / secs.max(1e-9);
@@ -225,22 +241,19 @@ pub fn import(ctx: &Ctx, db: &Database, owner: UserId, path: &Path, format: Opti
 }
 
 /// Finds the first row of a conflicting chunk, one savepoint per row, to name its line.
-fn conflict_line(conn: &mut taskstore::DbConnection, owner: UserId, chunk: &[Row]) -> anyhow::Error {
+fn conflict_line(conn: &mut taskstore::DbConnection, owner: UserId, chunk: &[Row]) -> Option<String> {
     for row in chunk {
         let one = [row.task.clone()];
-        if let Err(Error::Conflict { message, .. }) = taskstore::tx::nested(conn, |c| {
+        let probe = taskstore::tx::nested(conn, |c| {
             task_repo::import(c, owner, &one)?;
-            // Undo the probe: only the failing row matters here.
+            // Undo the probe: only whether this row conflicts matters.
             Err::<(), _>(Error::validation("probe", "rolled back"))
-        }) {
-            return InputError {
-                message: "the import conflicts with existing tasks; nothing was imported".into(),
-                details: vec![bad(row.line, "id", message)],
-            }
-            .into();
+        });
+        if let Err(Error::Conflict { message, .. }) = probe {
+            return Some(bad(row.line, "id", message));
         }
     }
-    InputError { message: "the import conflicts with existing tasks; nothing was imported".into(), details: Vec::new() }.into()
+    None
 }
 
 fn fmt_ts(t: &DateTime<Utc>) -> String {
@@ -266,15 +279,20 @@ pub fn export(ctx: &Ctx, db: &Database, owner: UserId, format: Format, output: O
         Some(path) => Box::new(File::create(path)?),
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut sink = BufWriter::new(sink);
-    let mut csv_writer = (format == Format::Csv).then(|| csv::Writer::from_writer(Vec::new()));
-    if let Some(w) = csv_writer.as_mut() {
-        w.write_record(COLUMNS)?;
-    }
+    let sink = BufWriter::new(sink);
+    let (mut csv_writer, mut jsonl) = match format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(sink);
+            w.write_record(COLUMNS)?;
+            (Some(w), None)
+        }
+        Format::Jsonl => (None, Some(sink)),
+    };
     let mut cursor = None;
     let mut count = 0usize;
     loop {
-        let page = db.tasks().list(owner, &TaskFilter::default(), TaskSort::CreatedAsc, &PageRequest { limit: 1000, cursor })?;
+        let page =
+            db.tasks().list(owner, &TaskFilter::default(), TaskSort::CreatedAsc, &PageRequest { limit: 1000, cursor })?;
         for t in &page.items {
             let rec = export_record(t);
             match csv_writer.as_mut() {
@@ -288,11 +306,10 @@ pub fn export(ctx: &Ctx, db: &Database, owner: UserId, format: Format, output: O
                         })
                         .collect();
                     w.write_record(&fields)?;
-                    w.flush()?;
-                    sink.write_all(&std::mem::take(w.get_mut()))?;
                 }
                 None => {
-                    serde_json::to_writer(&mut sink, &rec)?;
+                    let sink = jsonl.as_mut().expect("one writer per format");
+                    serde_json::to_writer(&mut *sink, &rec)?;
                     sink.write_all(b"\n")?;
                 }
             }
@@ -305,9 +322,10 @@ pub fn export(ctx: &Ctx, db: &Database, owner: UserId, format: Format, output: O
     }
     if let Some(mut w) = csv_writer {
         w.flush()?;
-        sink.write_all(w.get_ref())?;
     }
-    sink.flush()?;
+    if let Some(mut sink) = jsonl {
+        sink.flush()?;
+    }
     if let Some(path) = output {
         ctx.out.text_or_json(
             &format!("exported {count} tasks to {}", path.display()),

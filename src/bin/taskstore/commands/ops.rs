@@ -19,7 +19,9 @@ pub fn migrate(ctx: &Ctx, action: MigrateAction) -> anyhow::Result<ExitCode> {
             let text = if applied.is_empty() {
                 "no pending migrations".to_owned()
             } else {
-                format!("applied {} migration(s): {}", applied.len(), applied.join(", "))
+                let names: Vec<String> =
+                    applied.iter().map(|a| format!("{} ({} ms)", a.migration.name, a.duration_ms)).collect();
+                format!("applied {} migration(s): {}", applied.len(), names.join(", "))
             };
             ctx.out.text_or_json(&text, &json!({ "applied": applied }))?;
         }
@@ -32,18 +34,23 @@ pub fn migrate(ctx: &Ctx, action: MigrateAction) -> anyhow::Result<ExitCode> {
                 t.load_preset(UTF8_FULL_CONDENSED);
                 t.set_header(["migration", "state"]);
                 for m in &status.applied {
-                    t.add_row([m.as_str(), "applied"]);
+                    let state = if status.changed.contains(m) { "applied, CHANGED since" } else { "applied" };
+                    t.add_row([m.name.as_str(), state]);
                 }
                 for m in &status.pending {
-                    t.add_row([m.as_str(), "pending"]);
+                    t.add_row([m.name.as_str(), "pending"]);
+                }
+                for v in &status.unknown {
+                    t.add_row([v.as_str(), "applied by a newer binary (unknown here)"]);
                 }
                 println!("{t}");
             }
         }
         MigrateAction::Revert { steps } => {
             let reverted = migrate::revert(&db, steps)?;
+            let names: Vec<&str> = reverted.iter().map(|m| m.name.as_str()).collect();
             ctx.out.text_or_json(
-                &format!("reverted {} migration(s): {}", reverted.len(), reverted.join(", ")),
+                &format!("reverted {} migration(s): {}", reverted.len(), names.join(", ")),
                 &json!({ "reverted": reverted }),
             )?;
         }
@@ -56,7 +63,8 @@ pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let db = ctx.connect_without_migrating()?;
     let health = db.health()?;
     let status = migrate::status(&db)?;
-    let current = status.pending.is_empty() && status.unknown.is_empty();
+    let current = status.is_current();
+    let names = |v: &[migrate::MigrationInfo]| v.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
     let connect_ms = started.elapsed().as_secs_f64() * 1e3;
     if ctx.out.json {
         ctx.out.json_value(&json!({
@@ -66,8 +74,9 @@ pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "latency_ms": health.latency.as_secs_f64() * 1e3,
             "connect_ms": connect_ms,
             "schema_version": health.schema_version,
-            "pending_migrations": status.pending,
+            "pending_migrations": names(&status.pending),
             "unknown_migrations": status.unknown,
+            "changed_migrations": names(&status.changed),
             "pool": db.stats(),
         }))?;
     } else {
@@ -75,7 +84,10 @@ pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         println!("latency    {:.2} ms (round trip), {connect_ms:.1} ms including connect", health.latency.as_secs_f64() * 1e3);
         println!("schema     {}", health.schema_version.as_deref().unwrap_or("(no migrations applied)"));
         if !status.pending.is_empty() {
-            println!("pending    {} (run `taskstore migrate run`)", status.pending.join(", "));
+            println!("pending    {} (run `taskstore migrate run`)", names(&status.pending).join(", "));
+        }
+        if !status.changed.is_empty() {
+            println!("changed    {} (applied migrations must not be edited)", names(&status.changed).join(", "));
         }
         if !status.unknown.is_empty() {
             println!("unknown    {} (applied by a newer binary)", status.unknown.join(", "));

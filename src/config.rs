@@ -417,6 +417,8 @@ pub enum Source {
     DotEnv(String),
     /// A real environment variable.
     Environment,
+    /// A command-line flag (e.g. `taskstore --database-url`).
+    CommandLine,
 }
 
 impl fmt::Display for Source {
@@ -425,6 +427,7 @@ impl fmt::Display for Source {
             Self::Default => f.write_str("default"),
             Self::DotEnv(file) => write!(f, "{file} file"),
             Self::Environment => f.write_str("environment"),
+            Self::CommandLine => f.write_str("command line"),
         }
     }
 }
@@ -612,6 +615,12 @@ impl Config {
 
     /// Like [`Config::from_env`], with the `.env` files looked up in `dir`.
     pub fn from_env_in(dir: &Path) -> Result<Self> {
+        Self::from_env_with(dir, &[])
+    }
+
+    /// Like [`Config::from_env_in`], with `overrides` (from command-line flags) winning over
+    /// everything else.
+    pub fn from_env_with(dir: &Path, overrides: &[(&str, String)]) -> Result<Self> {
         let mut values: BTreeMap<String, (String, Source)> = BTreeMap::new();
         let process: BTreeMap<String, String> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -629,6 +638,9 @@ impl Config {
         }
         for (k, v) in process {
             values.insert(k, (v, Source::Environment));
+        }
+        for (k, v) in overrides {
+            values.insert((*k).to_owned(), (v.clone(), Source::CommandLine));
         }
         Self::build(Vars {
             values,

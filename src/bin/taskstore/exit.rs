@@ -2,7 +2,6 @@
 
 use taskstore::Error;
 
-pub const OK: u8 = 0;
 pub const INTERNAL: u8 = 1;
 pub const CONFIG: u8 = 3;
 pub const VALIDATION: u8 = 4;
@@ -27,7 +26,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         Some(Error::Validation { .. }) => VALIDATION,
         Some(Error::NotFound { .. }) => NOT_FOUND,
         Some(Error::Conflict { .. } | Error::StaleVersion { .. }) => CONFLICT,
-        Some(Error::PoolTimeout { .. } | Error::Unavailable { .. } | Error::QueryTimeout { .. }) => UNAVAILABLE,
+        Some(
+            Error::PoolTimeout { .. } | Error::Unavailable { .. } | Error::QueryTimeout { .. },
+        ) => UNAVAILABLE,
         Some(Error::Config { .. }) => CONFIG,
         _ => INTERNAL,
     }

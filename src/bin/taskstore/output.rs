@@ -41,7 +41,11 @@ impl Out {
 
     /// A line of text (suppressed with `--json`, which prints `json` instead).
     pub fn text_or_json<T: Serialize>(&self, text: &str, json: &T) -> anyhow::Result<()> {
-        if self.json { self.json_value(json) } else { Ok(println!("{text}")) }
+        if self.json {
+            return self.json_value(json);
+        }
+        println!("{text}");
+        Ok(())
     }
 
     pub fn user(&self, user: &User) -> anyhow::Result<()> {
@@ -66,8 +70,18 @@ impl Out {
         }
         let mut t = table(&["id", "email", "name", "active", "created"]);
         for u in &page.items {
-            let name = [u.first_name.as_deref(), u.last_name.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
-            t.add_row(vec![u.id.to_string(), u.email.clone(), name, u.is_active.to_string(), ts(&u.created_at)]);
+            let name = [u.first_name.as_deref(), u.last_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            t.add_row(vec![
+                u.id.to_string(),
+                u.email.clone(),
+                name,
+                u.is_active.to_string(),
+                ts(&u.created_at),
+            ]);
         }
         println!("{t}");
         print_cursor(page.next_cursor.as_deref());
@@ -87,7 +101,10 @@ impl Out {
         t.add_row(vec!["version".into(), task.version.to_string()]);
         t.add_row(vec!["created".into(), ts(&task.created_at)]);
         t.add_row(vec!["updated".into(), ts(&task.updated_at)]);
-        t.add_row(vec!["completed at".into(), task.completed_at.as_ref().map(ts).unwrap_or_default()]);
+        t.add_row(vec![
+            "completed at".into(),
+            task.completed_at.as_ref().map(ts).unwrap_or_default(),
+        ]);
         println!("{t}");
         Ok(())
     }
@@ -106,7 +123,11 @@ impl Out {
             return self.json_value(stats);
         }
         let mut t = table(&["total", "completed", "open", "p1", "p2", "p3", "p4", "p5"]);
-        let mut row = vec![stats.total.to_string(), stats.completed.to_string(), stats.open.to_string()];
+        let mut row = vec![
+            stats.total.to_string(),
+            stats.completed.to_string(),
+            stats.open.to_string(),
+        ];
         row.extend(stats.by_priority.iter().map(ToString::to_string));
         t.add_row(row);
         println!("{t}");
@@ -122,7 +143,11 @@ pub fn tasks_table(tasks: &[Task]) -> Table {
             task.id.to_string(),
             task.title.clone(),
             task.priority.to_string(),
-            if task.completed { "yes".into() } else { "".into() },
+            if task.completed {
+                "yes".into()
+            } else {
+                "".into()
+            },
             task.version.to_string(),
             ts(&task.created_at),
         ]);
@@ -146,12 +171,20 @@ pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
     let mut stderr = std::io::stderr().lock();
     if json {
         let mut obj = json!({ "kind": kind_name(err), "message": message, "exit_code": code });
-        if let Some(taskstore::Error::Validation { field, reason }) = err.downcast_ref::<taskstore::Error>() {
+        if let Some(taskstore::Error::Validation { field, reason }) =
+            err.downcast_ref::<taskstore::Error>()
+        {
             obj["field"] = json!(field);
             obj["reason"] = json!(reason);
         }
         if let Some(input) = err.downcast_ref::<InputError>() {
-            obj["details"] = json!(input.details.iter().map(|d| taskstore::redact::scrub(d)).collect::<Vec<_>>());
+            obj["details"] = json!(
+                input
+                    .details
+                    .iter()
+                    .map(|d| taskstore::redact::scrub(d))
+                    .collect::<Vec<_>>()
+            );
         }
         let _ = writeln!(stderr, "{}", json!({ "error": obj }));
     } else {
@@ -169,5 +202,6 @@ fn kind_name(err: &anyhow::Error) -> &'static str {
     if err.downcast_ref::<InputError>().is_some() {
         return "validation";
     }
-    err.downcast_ref::<taskstore::Error>().map_or("internal", taskstore::Error::kind_name)
+    err.downcast_ref::<taskstore::Error>()
+        .map_or("internal", taskstore::Error::kind_name)
 }

@@ -12,7 +12,8 @@ use crate::output::tasks_table;
 
 const DEMO_EMAIL: &str = "demo@taskstore.example";
 /// A syntactically valid argon2id PHC string; the layer never sees plain passwords.
-const DEMO_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZGVtby1zYWx0$ZGVtby1oYXNoLW5vdC1hLXJlYWwtb25l";
+const DEMO_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$ZGVtby1zYWx0$ZGVtby1oYXNoLW5vdC1hLXJlYWwtb25l";
 
 const TITLES: &[&str] = &[
     "Write the quarterly report",
@@ -48,7 +49,11 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             println!("{s}");
         }
     };
-    say(format!("taskstore demo on {} ({})", db.config().database_url.redacted(), db.backend()));
+    say(format!(
+        "taskstore demo on {} ({})",
+        db.config().database_url.redacted(),
+        db.backend()
+    ));
     say("migrations are applied; the schema is current.".into());
 
     let reset = match db.users().get_by_email(DEMO_EMAIL) {
@@ -72,28 +77,67 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         first_name: Some("Dana"),
         last_name: Some("Demo"),
     })?;
-    say(format!("\nuser {} <{}> created (password hash stored, never printed)", user.id, user.email));
+    say(format!(
+        "\nuser {} <{}> created (password hash stored, never printed)",
+        user.id, user.email
+    ));
 
     let new_tasks: Vec<NewTask> = TITLES
         .iter()
         .enumerate()
-        .map(|(i, t)| NewTask { title: t, description: None, priority: Some((i % 5 + 1) as i16) })
+        .map(|(i, t)| NewTask {
+            title: t,
+            description: None,
+            priority: Some((i % 5 + 1) as i16),
+        })
         .collect();
     let created = db.tasks().create_many(user.id, &new_tasks)?;
-    say(format!("{created} tasks created in one batched transaction"));
+    say(format!(
+        "{created} tasks created in one batched transaction"
+    ));
 
-    let first_page = db.tasks().list(user.id, &TaskFilter::default(), TaskSort::CreatedAsc, &PageRequest { limit: 6, cursor: None })?;
+    let first_page = db.tasks().list(
+        user.id,
+        &TaskFilter::default(),
+        TaskSort::CreatedAsc,
+        &PageRequest {
+            limit: 6,
+            cursor: None,
+        },
+    )?;
     let done_ids: Vec<_> = first_page.items.iter().step_by(2).map(|t| t.id).collect();
     let completed = db.tasks().complete_many(user.id, &done_ids)?;
-    say(format!("{completed} tasks completed with one complete-many call"));
+    say(format!(
+        "{completed} tasks completed with one complete-many call"
+    ));
 
-    let filter = TaskFilter { completed: Some(false), priority_min: Some(3), ..TaskFilter::default() };
-    let page1 = db.tasks().list(user.id, &filter, TaskSort::PriorityDesc, &PageRequest { limit: 5, cursor: None })?;
+    let filter = TaskFilter {
+        completed: Some(false),
+        priority_min: Some(3),
+        ..TaskFilter::default()
+    };
+    let page1 = db.tasks().list(
+        user.id,
+        &filter,
+        TaskSort::PriorityDesc,
+        &PageRequest {
+            limit: 5,
+            cursor: None,
+        },
+    )?;
     say("\nopen tasks with priority >= 3, highest first, page 1 (keyset pagination):".into());
     say(tasks_table(&page1.items).to_string());
     let page2 = match &page1.next_cursor {
         Some(cursor) => {
-            let p = db.tasks().list(user.id, &filter, TaskSort::PriorityDesc, &PageRequest { limit: 5, cursor: Some(cursor.clone()) })?;
+            let p = db.tasks().list(
+                user.id,
+                &filter,
+                TaskSort::PriorityDesc,
+                &PageRequest {
+                    limit: 5,
+                    cursor: Some(cursor.clone()),
+                },
+            )?;
             say("page 2, from the opaque cursor of page 1:".into());
             say(tasks_table(&p.items).to_string());
             Some(p)
@@ -103,13 +147,32 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 
     // A transaction that commits, and one that fails and rolls back.
     let committed = db.with_transaction(|conn| {
-        let t = task_repo::create(conn, user.id, &NewTask { title: "Written inside a transaction", description: Some("committed with its completion"), priority: Some(5) })?;
+        let t = task_repo::create(
+            conn,
+            user.id,
+            &NewTask {
+                title: "Written inside a transaction",
+                description: Some("committed with its completion"),
+                priority: Some(5),
+            },
+        )?;
         task_repo::complete(conn, user.id, t.id)
     })?;
     let before = db.tasks().stats(user.id)?.total;
     let failed: Result<(), Error> = db.with_transaction(|conn| {
-        task_repo::create(conn, user.id, &NewTask { title: "This task is rolled back", description: None, priority: None })?;
-        Err(Error::validation("demo", "a deliberate failure to show the rollback"))
+        task_repo::create(
+            conn,
+            user.id,
+            &NewTask {
+                title: "This task is rolled back",
+                description: None,
+                priority: None,
+            },
+        )?;
+        Err(Error::validation(
+            "demo",
+            "a deliberate failure to show the rollback",
+        ))
     });
     let after = db.tasks().stats(user.id)?.total;
     say(format!(
@@ -118,7 +181,11 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     ));
     say(format!(
         "transaction 2 failed ({}) and rolled back: task count {before} before, {after} after",
-        failed.as_ref().err().map(ToString::to_string).unwrap_or_default()
+        failed
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     ));
 
     let stats = db.tasks().stats(user.id)?;
@@ -129,9 +196,16 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let pool = db.stats();
     say(format!(
         "pool: {}; {} acquisitions, p50 {} µs, p99 {} µs, {} timeouts, {} connections opened",
-        pool.pool, pool.acquisitions, pool.acquire_latency.p50_us, pool.acquire_latency.p99_us, pool.timeouts, pool.connections_created
+        pool.pool,
+        pool.acquisitions,
+        pool.acquire_latency.p50_us,
+        pool.acquire_latency.p99_us,
+        pool.timeouts,
+        pool.connections_created
     ));
-    say(format!("\ntry: taskstore task list --user {DEMO_EMAIL} --sort -priority --limit 5"));
+    say(format!(
+        "\ntry: taskstore task list --user {DEMO_EMAIL} --sort -priority --limit 5"
+    ));
 
     if ctx.out.json {
         ctx.out.json_value(&json!({

@@ -22,8 +22,17 @@ use crate::cli::Format;
 use crate::exit::InputError;
 
 /// Columns import accepts and export writes, in export order.
-pub const COLUMNS: &[&str] =
-    &["id", "title", "description", "priority", "completed", "created_at", "updated_at", "completed_at", "version"];
+pub const COLUMNS: &[&str] = &[
+    "id",
+    "title",
+    "description",
+    "priority",
+    "completed",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "version",
+];
 
 /// Rows written per chunk (and per progress-bar step) inside the one import transaction.
 const CHUNK: usize = 2_000;
@@ -32,10 +41,19 @@ fn format_of(path: &Path, explicit: Option<Format>) -> anyhow::Result<Format> {
     if let Some(f) = explicit {
         return Ok(f);
     }
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("csv") => Ok(Format::Csv),
         Some("jsonl" | "ndjson") => Ok(Format::Jsonl),
-        _ => Err(Error::validation("format", "cannot tell the format from the file name; pass --format csv or --format jsonl").into()),
+        _ => Err(Error::validation(
+            "format",
+            "cannot tell the format from the file name; pass --format csv or --format jsonl",
+        )
+        .into()),
     }
 }
 
@@ -49,7 +67,13 @@ fn bad(line: u64, field: &str, reason: impl std::fmt::Display) -> String {
     format!("line {line}: {field}: {reason}")
 }
 
-fn parse_field(row: &mut TaskImport, line: u64, key: &str, value: Option<&str>, errors: &mut Vec<String>) {
+fn parse_field(
+    row: &mut TaskImport,
+    line: u64,
+    key: &str,
+    value: Option<&str>,
+    errors: &mut Vec<String>,
+) {
     let value = value.filter(|v| !v.is_empty());
     let ts = |v: &str| DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&Utc));
     match key {
@@ -85,16 +109,31 @@ fn parse_field(row: &mut TaskImport, line: u64, key: &str, value: Option<&str>, 
             Some(Err(_)) => errors.push(bad(line, key, "expected a whole number")),
             None => {}
         },
-        other => errors.push(bad(line, other, format!("unknown column; expected one of {}", COLUMNS.join(", ")))),
+        other => errors.push(bad(
+            line,
+            other,
+            format!("unknown column; expected one of {}", COLUMNS.join(", ")),
+        )),
     }
 }
 
 fn read_csv(path: &Path, errors: &mut Vec<String>) -> anyhow::Result<Vec<Row>> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_path(path)?;
-    let headers: Vec<String> = reader.headers()?.iter().map(|h| h.trim().to_owned()).collect();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_path(path)?;
+    let headers: Vec<String> = reader
+        .headers()?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
     for h in &headers {
         if !COLUMNS.contains(&h.as_str()) {
-            errors.push(bad(1, h, format!("unknown column; expected one of {}", COLUMNS.join(", "))));
+            errors.push(bad(
+                1,
+                h,
+                format!("unknown column; expected one of {}", COLUMNS.join(", ")),
+            ));
         }
     }
     if !headers.iter().any(|h| h == "title") {
@@ -104,21 +143,30 @@ fn read_csv(path: &Path, errors: &mut Vec<String>) -> anyhow::Result<Vec<Row>> {
         return Ok(Vec::new());
     }
     let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, csv::Position::line);
-                errors.push(bad(line, "row", e));
-                continue;
+    let mut record = csv::StringRecord::new();
+    loop {
+        // The reader's position before a read is where the next record starts (quoted fields
+        // may span lines, so counting records would misnumber them).
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                let mut task = TaskImport::default();
+                for (key, value) in headers.iter().zip(record.iter()) {
+                    parse_field(&mut task, line, key, Some(value), errors);
+                }
+                rows.push(Row { line, task });
             }
-        };
-        let line = record.position().map_or(0, csv::Position::line);
-        let mut task = TaskImport::default();
-        for (key, value) in headers.iter().zip(record.iter()) {
-            parse_field(&mut task, line, key, Some(value), errors);
+            Err(e) => {
+                errors.push(bad(line, "row", &e));
+                if !matches!(
+                    e.kind(),
+                    csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
+                ) {
+                    break;
+                }
+            }
         }
-        rows.push(Row { line, task });
     }
     Ok(rows)
 }
@@ -154,7 +202,11 @@ fn read_jsonl(path: &Path, errors: &mut Vec<String>) -> anyhow::Result<Vec<Row>>
                 Value::Bool(b) => Some(b.to_string()),
                 Value::Number(n) => Some(n.to_string()),
                 _ => {
-                    errors.push(bad(line_no, key, "expected a string, number, boolean or null"));
+                    errors.push(bad(
+                        line_no,
+                        key,
+                        "expected a string, number, boolean or null",
+                    ));
                     continue;
                 }
             };
@@ -164,12 +216,21 @@ fn read_jsonl(path: &Path, errors: &mut Vec<String>) -> anyhow::Result<Vec<Row>>
             }
             parse_field(&mut task, line_no, key, text.as_deref(), errors);
         }
-        rows.push(Row { line: line_no, task });
+        rows.push(Row {
+            line: line_no,
+            task,
+        });
     }
     Ok(rows)
 }
 
-pub fn import(ctx: &Ctx, db: &Database, owner: UserId, path: &Path, format: Option<Format>) -> anyhow::Result<()> {
+pub fn import(
+    ctx: &Ctx,
+    db: &Database,
+    owner: UserId,
+    path: &Path,
+    format: Option<Format>,
+) -> anyhow::Result<()> {
     let format = format_of(path, format)?;
     let started = Instant::now();
     let mut errors = Vec::new();
@@ -185,7 +246,11 @@ pub fn import(ctx: &Ctx, db: &Database, owner: UserId, path: &Path, format: Opti
     if !errors.is_empty() {
         let n = errors.len();
         return Err(InputError {
-            message: format!("{} has {n} bad row{}; nothing was imported", path.display(), if n == 1 { "" } else { "s" }),
+            message: format!(
+                "{} has {n} bad row{}; nothing was imported",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            ),
             details: errors,
         }
         .into());
@@ -194,9 +259,11 @@ pub fn import(ctx: &Ctx, db: &Database, owner: UserId, path: &Path, format: Opti
     let bar = if std::io::stderr().is_terminal() && !ctx.out.json {
         let bar = ProgressBar::new(rows.len() as u64);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} importing [{bar:40}] {pos}/{len} rows ({per_sec}, eta {eta})")
-                .expect("valid progress template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} importing [{bar:40}] {pos}/{len} rows ({per_sec}, eta {eta})",
+            )
+            .expect("valid progress template")
+            .progress_chars("=> "),
         );
         bar
     } else {
@@ -235,13 +302,20 @@ pub fn import(ctx: &Ctx, db: &Database, owner: UserId, path: &Path, format: Opti
     let secs = started.elapsed().as_secs_f64();
     let rate = written as f64 / secs.max(1e-9);
     ctx.out.text_or_json(
-        &format!("imported {written} tasks from {} in {secs:.2} s ({rate:.0} rows/s)", path.display()),
+        &format!(
+            "imported {written} tasks from {} in {secs:.2} s ({rate:.0} rows/s)",
+            path.display()
+        ),
         &json!({ "imported": written, "seconds": secs, "rows_per_second": rate }),
     )
 }
 
 /// Finds the first row of a conflicting chunk, one savepoint per row, to name its line.
-fn conflict_line(conn: &mut taskstore::DbConnection, owner: UserId, chunk: &[Row]) -> Option<String> {
+fn conflict_line(
+    conn: &mut taskstore::DbConnection,
+    owner: UserId,
+    chunk: &[Row],
+) -> Option<String> {
     for row in chunk {
         let one = [row.task.clone()];
         let probe = taskstore::tx::nested(conn, |c| {
@@ -274,7 +348,13 @@ fn export_record(t: &Task) -> BTreeMap<&'static str, Value> {
     ])
 }
 
-pub fn export(ctx: &Ctx, db: &Database, owner: UserId, format: Format, output: Option<&Path>) -> anyhow::Result<()> {
+pub fn export(
+    ctx: &Ctx,
+    db: &Database,
+    owner: UserId,
+    format: Format,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
     let sink: Box<dyn Write> = match output {
         Some(path) => Box::new(File::create(path)?),
         None => Box::new(std::io::stdout().lock()),
@@ -291,8 +371,15 @@ pub fn export(ctx: &Ctx, db: &Database, owner: UserId, format: Format, output: O
     let mut cursor = None;
     let mut count = 0usize;
     loop {
-        let page =
-            db.tasks().list(owner, &TaskFilter::default(), TaskSort::CreatedAsc, &PageRequest { limit: 1000, cursor })?;
+        let page = db.tasks().list(
+            owner,
+            &TaskFilter::default(),
+            TaskSort::CreatedAsc,
+            &PageRequest {
+                limit: 1000,
+                cursor,
+            },
+        )?;
         for t in &page.items {
             let rec = export_record(t);
             match csv_writer.as_mut() {

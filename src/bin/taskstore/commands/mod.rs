@@ -49,7 +49,9 @@ impl Ctx {
 
     /// Connects without applying migrations (for `migrate` and `health`).
     pub fn connect_without_migrating(&self) -> anyhow::Result<Database> {
-        Ok(Database::connect(&self.config(&[("DATABASE_MIGRATE_ON_STARTUP", "false")])?)?)
+        Ok(Database::connect(
+            &self.config(&[("DATABASE_MIGRATE_ON_STARTUP", "false")])?,
+        )?)
     }
 }
 
@@ -58,14 +60,20 @@ pub fn resolve_user(db: &Database, name: &str) -> anyhow::Result<User> {
     let user = match name.parse::<UserId>() {
         Ok(id) => db.users().get(id),
         Err(_) if name.contains('@') => db.users().get_by_email(name),
-        Err(_) => Err(Error::validation("user", "expected a user id (UUID) or an email address")),
+        Err(_) => Err(Error::validation(
+            "user",
+            "expected a user id (UUID) or an email address",
+        )),
     };
     Ok(user?)
 }
 
 /// Runs the parsed command and returns its exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let ctx = Ctx { out: Out { json: cli.json }, database_url: cli.database_url };
+    let ctx = Ctx {
+        out: Out { json: cli.json },
+        database_url: cli.database_url,
+    };
     match cli.command {
         Command::Demo => demo::run(&ctx),
         Command::Migrate { action } => ops::migrate(&ctx, action),

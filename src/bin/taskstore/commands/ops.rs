@@ -19,11 +19,18 @@ pub fn migrate(ctx: &Ctx, action: MigrateAction) -> anyhow::Result<ExitCode> {
             let text = if applied.is_empty() {
                 "no pending migrations".to_owned()
             } else {
-                let names: Vec<String> =
-                    applied.iter().map(|a| format!("{} ({} ms)", a.migration.name, a.duration_ms)).collect();
-                format!("applied {} migration(s): {}", applied.len(), names.join(", "))
+                let names: Vec<String> = applied
+                    .iter()
+                    .map(|a| format!("{} ({} ms)", a.migration.name, a.duration_ms))
+                    .collect();
+                format!(
+                    "applied {} migration(s): {}",
+                    applied.len(),
+                    names.join(", ")
+                )
             };
-            ctx.out.text_or_json(&text, &json!({ "applied": applied }))?;
+            ctx.out
+                .text_or_json(&text, &json!({ "applied": applied }))?;
         }
         MigrateAction::Status => {
             let status = migrate::status(&db)?;
@@ -34,7 +41,11 @@ pub fn migrate(ctx: &Ctx, action: MigrateAction) -> anyhow::Result<ExitCode> {
                 t.load_preset(UTF8_FULL_CONDENSED);
                 t.set_header(["migration", "state"]);
                 for m in &status.applied {
-                    let state = if status.changed.contains(m) { "applied, CHANGED since" } else { "applied" };
+                    let state = if status.changed.contains(m) {
+                        "applied, CHANGED since"
+                    } else {
+                        "applied"
+                    };
                     t.add_row([m.name.as_str(), state]);
                 }
                 for m in &status.pending {
@@ -50,7 +61,11 @@ pub fn migrate(ctx: &Ctx, action: MigrateAction) -> anyhow::Result<ExitCode> {
             let reverted = migrate::revert(&db, steps)?;
             let names: Vec<&str> = reverted.iter().map(|m| m.name.as_str()).collect();
             ctx.out.text_or_json(
-                &format!("reverted {} migration(s): {}", reverted.len(), names.join(", ")),
+                &format!(
+                    "reverted {} migration(s): {}",
+                    reverted.len(),
+                    names.join(", ")
+                ),
                 &json!({ "reverted": reverted }),
             )?;
         }
@@ -80,22 +95,51 @@ pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "pool": db.stats(),
         }))?;
     } else {
-        println!("database   {} ({})", db.config().database_url.redacted(), db.backend());
-        println!("latency    {:.2} ms (round trip), {connect_ms:.1} ms including connect", health.latency.as_secs_f64() * 1e3);
-        println!("schema     {}", health.schema_version.as_deref().unwrap_or("(no migrations applied)"));
+        println!(
+            "database   {} ({})",
+            db.config().database_url.redacted(),
+            db.backend()
+        );
+        println!(
+            "latency    {:.2} ms (round trip), {connect_ms:.1} ms including connect",
+            health.latency.as_secs_f64() * 1e3
+        );
+        println!(
+            "schema     {}",
+            health
+                .schema_version
+                .as_deref()
+                .unwrap_or("(no migrations applied)")
+        );
         if !status.pending.is_empty() {
-            println!("pending    {} (run `taskstore migrate run`)", names(&status.pending).join(", "));
+            println!(
+                "pending    {} (run `taskstore migrate run`)",
+                names(&status.pending).join(", ")
+            );
         }
         if !status.changed.is_empty() {
-            println!("changed    {} (applied migrations must not be edited)", names(&status.changed).join(", "));
+            println!(
+                "changed    {} (applied migrations must not be edited)",
+                names(&status.changed).join(", ")
+            );
         }
         if !status.unknown.is_empty() {
-            println!("unknown    {} (applied by a newer binary)", status.unknown.join(", "));
+            println!(
+                "unknown    {} (applied by a newer binary)",
+                status.unknown.join(", ")
+            );
         }
         println!("pool       {}", db.pool_state());
-        println!("status     {}", if current { "ok" } else { "schema not current" });
+        println!(
+            "status     {}",
+            if current { "ok" } else { "schema not current" }
+        );
     }
-    Ok(if current { ExitCode::SUCCESS } else { ExitCode::from(exit::INTERNAL) })
+    Ok(if current {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::INTERNAL)
+    })
 }
 
 pub fn config(ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -104,7 +148,12 @@ pub fn config(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     if ctx.out.json {
         let obj: serde_json::Map<String, serde_json::Value> = rows
             .iter()
-            .map(|(k, v, source)| ((*k).to_owned(), json!({ "value": v, "source": source.to_string() })))
+            .map(|(k, v, source)| {
+                (
+                    (*k).to_owned(),
+                    json!({ "value": v, "source": source.to_string() }),
+                )
+            })
             .collect();
         ctx.out.json_value(&obj)?;
     } else {

@@ -11,7 +11,12 @@ pub fn run(ctx: &Ctx, action: UserAction) -> anyhow::Result<ExitCode> {
     let db = ctx.connect()?;
     let users = db.users();
     match action {
-        UserAction::Add { email, password_hash, first_name, last_name } => {
+        UserAction::Add {
+            email,
+            password_hash,
+            first_name,
+            last_name,
+        } => {
             let user = users.create(&NewUser {
                 email: &email,
                 password_hash: &password_hash,
@@ -25,7 +30,13 @@ pub fn run(ctx: &Ctx, action: UserAction) -> anyhow::Result<ExitCode> {
             let page = users.list(&PageRequest { limit, cursor })?;
             ctx.out.users(&page)?;
         }
-        UserAction::Update { user, email, first_name, last_name, password_hash } => {
+        UserAction::Update {
+            user,
+            email,
+            first_name,
+            last_name,
+            password_hash,
+        } => {
             let id = resolve_user(&db, &user)?.id;
             let patch = UserPatch {
                 email,

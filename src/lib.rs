@@ -38,3 +38,8 @@ pub use models::{
     TaskStats, User, UserId, UserPatch,
 };
 pub use tx::{IsolationLevel, TransactionError, TxOptions};
+
+/// The README's Rust examples, compiled as doctests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -10,6 +10,10 @@
 //! named are read back unchanged, and at the end of the case both users' complete listings must
 //! equal the model field by field.
 //!
+//! Every write must move `updated_at` strictly forward: between two writes to one task this test
+//! always runs several statements, so the clock has moved by more than the 1 µs the backends
+//! store.
+//!
 //! The same body runs on both backends, each on one database shared by all cases: users are
 //! fresh per case, so cases cannot see each other's tasks except as "somebody else's id".
 //!
@@ -1006,8 +1010,10 @@ impl<'c> Case<'c> {
         let task = ok(step, "update", got)?;
         invariants(&task)?;
         prop_assert!(
-            task.updated_at >= old.updated_at,
-            "step {step}: updated_at went back"
+            task.updated_at > old.updated_at,
+            "step {step}: updated_at did not move: {} -> {}",
+            old.updated_at,
+            task.updated_at
         );
         let mut expected = old.clone();
         if let Some(t) = &patch.title {
@@ -1061,8 +1067,10 @@ impl<'c> Case<'c> {
             );
         } else {
             prop_assert!(
-                task.updated_at >= old.updated_at,
-                "step {step}: updated_at went back"
+                task.updated_at > old.updated_at,
+                "step {step}: updated_at did not move: {} -> {}",
+                old.updated_at,
+                task.updated_at
             );
             let expected = Task {
                 completed: done,
@@ -1101,8 +1109,10 @@ impl<'c> Case<'c> {
             invariants(&task)?;
             let old = self.tasks[id].clone();
             prop_assert!(
-                task.updated_at >= old.updated_at,
-                "step {step}: updated_at went back"
+                task.updated_at > old.updated_at,
+                "step {step}: updated_at did not move: {} -> {}",
+                old.updated_at,
+                task.updated_at
             );
             prop_assert_eq!(
                 *stamp.get_or_insert(task.updated_at),

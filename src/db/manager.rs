@@ -155,7 +155,8 @@ impl Manager {
             }
         };
         result.map_err(|e| {
-            let message = scrub(&e.to_string());
+            // libpq ends its messages with a newline; the error's Display adds advice after it.
+            let message = scrub(e.to_string().trim_end());
             ConnectError {
                 kind: ConnectFailure::classify(&message),
                 message,
@@ -168,7 +169,7 @@ impl Manager {
     /// `RESET ALL` returns to. SQLite gets its pragmas, one statement each.
     fn customize(&self, conn: &mut DbConnection) -> Result<Option<RawFd>, ConnectError> {
         let fail = |e: diesel::result::Error| {
-            let message = scrub(&e.to_string());
+            let message = scrub(e.to_string().trim_end());
             ConnectError {
                 kind: ConnectFailure::classify(&message),
                 message,
@@ -324,5 +325,5 @@ impl r2d2::ManageConnection for Manager {
 /// One cheap round trip.
 pub(crate) fn ping(conn: &mut DbConnection) -> Result<(), String> {
     conn.batch_execute("SELECT 1")
-        .map_err(|e| scrub(&e.to_string()))
+        .map_err(|e| scrub(e.to_string().trim_end()))
 }

@@ -117,7 +117,7 @@ impl Database {
                 kind: e.kind,
                 message: e.message,
             })?;
-            Some(std::sync::Mutex::new(conn.conn))
+            Some(std::sync::Mutex::new(*conn.conn))
         } else {
             None
         };
@@ -232,7 +232,7 @@ impl Database {
         );
         manager
             .open()
-            .map(|m| m.conn)
+            .map(|m| *m.conn)
             .map_err(|e| Error::Unavailable {
                 kind: e.kind,
                 message: e.message,
@@ -361,7 +361,8 @@ impl PoolHandle {
         if let Some(pooled) = self.pool.try_get() {
             match self.checkout(pooled, deadline, config, location) {
                 Ok(conn) => {
-                    counters.record_acquire(start.elapsed());
+                    // The checkout's own clock reading: one read less on the hot path.
+                    counters.record_acquire(conn.taken_at.saturating_duration_since(start));
                     return Ok(conn);
                 }
                 Err(rejected) => dead = rejected.or(dead),
@@ -405,7 +406,7 @@ impl PoolHandle {
 
         match outcome {
             Ok(conn) => {
-                counters.record_acquire(start.elapsed());
+                counters.record_acquire(conn.taken_at.saturating_duration_since(start));
                 Ok(conn)
             }
             Err(retry::Error { error, .. }) => {
@@ -674,7 +675,8 @@ impl std::fmt::Debug for Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        let held = self.taken_at.elapsed();
+        let now = Instant::now();
+        let held = now.saturating_duration_since(self.taken_at);
         if let Some(threshold) = self.leak_threshold {
             if held > threshold {
                 let c = &self.shared.counters;
@@ -692,7 +694,7 @@ impl Drop for Conn {
             self.discard();
         }
         if let Some(mut p) = self.inner.take() {
-            p.meta.last_used = Instant::now();
+            p.meta.last_used = now;
             drop(p);
         }
     }

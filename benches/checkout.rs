@@ -129,10 +129,11 @@ fn next_id(i: &mut i32) -> i32 {
     *i
 }
 
-/// Iterations of one side before switching to the other in a paired measurement: long
-/// enough that the clock reads are noise (~2 ms per block), short enough that the load of a
-/// shared machine is the same for both sides.
-const BLOCK: u64 = 64;
+/// Iterations of one side before switching to the other in a paired measurement. Small, so
+/// that a preemption by another process on the shared machine (a time slice is milliseconds,
+/// a PostgreSQL point query tens of microseconds) hits both sides alike; the two clock reads
+/// per block are negligible next to even the cheapest case.
+const BLOCK: u64 = 8;
 
 /// Per-sample figures of one paired case, for the summary printed at the end.
 struct Paired {
@@ -157,18 +158,22 @@ fn paired(
     b.iter_custom(|iters| {
         let (mut t_case, mut t_base) = (Duration::ZERO, Duration::ZERO);
         let mut done = 0;
+        let mut case_first = false;
         while done < iters {
             let n = BLOCK.min(iters - done);
-            let start = Instant::now();
-            for _ in 0..n {
-                baseline();
+            // Alternate which side goes first, so neither always runs on the other's warm
+            // caches.
+            for side in [case_first, !case_first] {
+                let start = Instant::now();
+                if side {
+                    (0..n).for_each(|_| case());
+                    t_case += start.elapsed();
+                } else {
+                    (0..n).for_each(|_| baseline());
+                    t_base += start.elapsed();
+                }
             }
-            t_base += start.elapsed();
-            let start = Instant::now();
-            for _ in 0..n {
-                case();
-            }
-            t_case += start.elapsed();
+            case_first = !case_first;
             done += n;
         }
         out.case.push(t_case.as_secs_f64() / iters as f64);

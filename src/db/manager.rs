@@ -109,7 +109,9 @@ pub(crate) struct Meta {
 
 /// A pooled connection with its bookkeeping.
 pub struct Managed {
-    pub(crate) conn: DbConnection,
+    /// Boxed: r2d2 moves its connections in and out of its idle list on every checkout and
+    /// return, and a `PgConnection` (statement cache, buffers) is several hundred bytes.
+    pub(crate) conn: Box<DbConnection>,
     pub(crate) meta: Meta,
 }
 
@@ -155,7 +157,8 @@ impl Manager {
             }
         };
         result.map_err(|e| {
-            let message = scrub(&e.to_string());
+            // libpq ends its messages with a newline; the error's Display adds advice after it.
+            let message = scrub(e.to_string().trim_end());
             ConnectError {
                 kind: ConnectFailure::classify(&message),
                 message,
@@ -168,7 +171,7 @@ impl Manager {
     /// `RESET ALL` returns to. SQLite gets its pragmas, one statement each.
     fn customize(&self, conn: &mut DbConnection) -> Result<Option<RawFd>, ConnectError> {
         let fail = |e: diesel::result::Error| {
-            let message = scrub(&e.to_string());
+            let message = scrub(e.to_string().trim_end());
             ConnectError {
                 kind: ConnectFailure::classify(&message),
                 message,
@@ -357,7 +360,7 @@ impl r2d2::ManageConnection for Manager {
                 let lifetime = self.max_lifetime.mul_f64(1.0 - jitter);
                 let now = Instant::now();
                 Ok(Managed {
-                    conn,
+                    conn: Box::new(conn),
                     meta: Meta {
                         expires: now + lifetime,
                         last_used: now,
@@ -383,10 +386,11 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Managed) -> bool {
+        // Expiry is not checked here: checkout discards expired connections, and r2d2's
+        // reaper closes idle ones past DATABASE_MAX_LIFETIME_S. One clock read less per call.
         let broken = conn.meta.broken
             || conn.meta.generation < self.shared.generation.load(Relaxed)
-            || Instant::now() >= conn.meta.expires
-            || diesel::r2d2::R2D2Connection::is_broken(&mut conn.conn);
+            || diesel::r2d2::R2D2Connection::is_broken(&mut *conn.conn);
         if broken {
             self.shared
                 .counters
@@ -399,5 +403,5 @@ impl r2d2::ManageConnection for Manager {
 /// One cheap round trip.
 pub(crate) fn ping(conn: &mut DbConnection) -> Result<(), String> {
     conn.batch_execute("SELECT 1")
-        .map_err(|e| scrub(&e.to_string()))
+        .map_err(|e| scrub(e.to_string().trim_end()))
 }

@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     /// discarded at checkout instead of being handed out one by one to fail.
     pub generation: AtomicU64,
     pub waiters: AtomicU32,
+    /// Connection attempts running right now (on r2d2's threads or a caller's).
+    pub in_flight: AtomicU32,
     error_seq: AtomicU64,
     last_error: Mutex<Option<(u64, ConnectError)>>,
 }
@@ -50,6 +52,7 @@ impl Shared {
             counters: Counters::default(),
             generation: AtomicU64::new(0),
             waiters: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
             error_seq: AtomicU64::new(0),
             last_error: Mutex::new(None),
         }
@@ -338,11 +341,22 @@ fn libpq_params(pool: &PoolConfig, session: &SessionConfig) -> Vec<(&'static str
     ]
 }
 
+/// Counts a connection attempt as running for as long as it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
 impl r2d2::ManageConnection for Manager {
     type Connection = Managed;
     type Error = ConnectError;
 
     fn connect(&self) -> Result<Managed, ConnectError> {
+        self.shared.in_flight.fetch_add(1, Relaxed);
+        let _done = InFlight(&self.shared);
         let opened = self.establish().and_then(|mut conn| {
             let socket = self.customize(&mut conn)?;
             Ok((conn, socket))

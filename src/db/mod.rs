@@ -78,8 +78,11 @@ struct Inner {
 }
 
 struct PoolHandle {
-    pool: Pool,
+    /// `None` only while the handle is being dropped (see its `Drop`).
+    pool: Option<Pool>,
     shared: Arc<Shared>,
+    /// Bound on waiting for in-flight connection attempts when the handle is dropped.
+    connect_timeout: Duration,
     url: DatabaseUrl,
     reset: Arc<SessionReset>,
 }
@@ -298,17 +301,24 @@ impl PoolHandle {
             .error_handler(Box::new(ErrorSink))
             .build_unchecked(manager);
         Ok(Self {
-            pool,
+            pool: Some(pool),
             shared,
+            connect_timeout: config.pool.connect_timeout,
             url: url.clone(),
             reset,
         })
     }
 
+    fn pool(&self) -> &Pool {
+        self.pool
+            .as_ref()
+            .expect("the pool lives until the handle is dropped")
+    }
+
     fn state(&self) -> PoolState {
-        let s = self.pool.state();
+        let s = self.pool().state();
         PoolState {
-            max_size: self.pool.max_size(),
+            max_size: self.pool().max_size(),
             connections: s.connections,
             idle: s.idle_connections,
             in_use: s.connections.saturating_sub(s.idle_connections),
@@ -373,7 +383,7 @@ impl PoolHandle {
         let mut dead: Option<Dead> = None;
 
         // Fast path: an idle connection, no waiting, no bookkeeping for waiters.
-        if let Some(pooled) = self.pool.try_get() {
+        if let Some(pooled) = self.pool().try_get() {
             match self.checkout(pooled, deadline, config, location) {
                 Ok(conn) => {
                     // The checkout's own clock reading: one read less on the hot path.
@@ -500,7 +510,7 @@ impl PoolHandle {
             if remaining.is_zero() {
                 return Err(Wait::Deadline);
             }
-            match self.pool.get_timeout(remaining.min(WAIT_SLICE)) {
+            match self.pool().get_timeout(remaining.min(WAIT_SLICE)) {
                 Ok(pooled) => match self.checkout(pooled, deadline, config, location) {
                     Ok(conn) => return Ok(conn),
                     Err(rejected) => *dead = rejected.or(dead.take()),
@@ -510,8 +520,8 @@ impl PoolHandle {
                         return Err(Wait::Failed(e));
                     }
                     if let Some(e) = self.shared.last_error() {
-                        let s = self.pool.state();
-                        if !e.kind.is_transient() && s.connections < self.pool.max_size() {
+                        let s = self.pool().state();
+                        if !e.kind.is_transient() && s.connections < self.pool().max_size() {
                             return Err(Wait::Failed(e));
                         }
                     }
@@ -595,6 +605,22 @@ struct Dead {
     message: String,
     /// The liveness check ran into the acquisition deadline.
     watchdog_fired: bool,
+}
+
+impl Drop for PoolHandle {
+    /// r2d2 opens connections on its own threads and never joins them. A process that exits
+    /// while one of them is inside libpq's connect races OpenSSL's exit-time clean-up and can
+    /// crash (seen as SIGSEGV in short-lived CLI runs). Dropping the pool stops new attempts;
+    /// then wait, bounded by the connect timeout, for the ones already running.
+    fn drop(&mut self) {
+        drop(self.pool.take());
+        let deadline = Instant::now()
+            + self.connect_timeout.max(Duration::from_secs(2))
+            + Duration::from_secs(1);
+        while self.shared.in_flight.load(Relaxed) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
 }
 
 enum Wait {

@@ -207,6 +207,12 @@ impl DatabaseUrl {
             ));
         }
         let lower = raw.to_ascii_lowercase();
+        if lower.starts_with("sqlite:") && password.is_some() {
+            return Err(Error::config(
+                "DATABASE_PASSWORD",
+                "is set but DATABASE_URL points at SQLite, which has no password; unset it",
+            ));
+        }
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
             Self::parse_postgres(variable, raw, password)
         } else if lower == "sqlite::memory:" || lower == "sqlite://:memory:" {
@@ -234,12 +240,6 @@ impl DatabaseUrl {
                 return Err(Error::config(
                     variable,
                     "has no path; expected sqlite://path/to/file.db or sqlite::memory:",
-                ));
-            }
-            if password.is_some() {
-                return Err(Error::config(
-                    "DATABASE_PASSWORD",
-                    "is set but DATABASE_URL points at SQLite, which has no password; unset it",
                 ));
             }
             Ok(Self {
@@ -280,11 +280,23 @@ impl DatabaseUrl {
             return Err(Error::config(variable, "has an unclosed '[' in the host"));
         }
         if let Some(p) = password {
-            url.set_password(Some(p))
+            // `set_password` leaves `%` as it is (the WHATWG userinfo set), and libpq
+            // percent-decodes the userinfo: a password with a `%` would reach the server
+            // mangled, or be refused as an invalid token. Encoding every byte outside RFC
+            // 3986's unreserved set first makes libpq decode it back to exactly the
+            // configured password.
+            let encoded = percent_encoding::utf8_percent_encode(p, USERINFO_STRICT).to_string();
+            url.set_password(Some(&encoded))
                 .map_err(|_| Error::config(variable, "cannot carry a password (no host)"))?;
         }
         if let Some(p) = url.password() {
             register_password(p);
+        }
+        // A password may also travel as a libpq query parameter.
+        for (k, v) in url.query_pairs() {
+            if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword") {
+                register_password(&v);
+            }
         }
         let host = url
             .host_str()
@@ -301,6 +313,11 @@ impl DatabaseUrl {
     /// The backend this URL selects.
     pub fn backend(&self) -> BackendKind {
         self.backend
+    }
+
+    /// True for `sqlite::memory:`: a database that lives only while a connection to it is open.
+    pub fn is_memory(&self) -> bool {
+        self.backend == BackendKind::Sqlite && self.redacted == "sqlite::memory:"
     }
 
     /// The redacted form, safe to print.
@@ -372,6 +389,13 @@ impl DatabaseUrl {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const USERINFO_STRICT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn has_bad_percent(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
@@ -412,6 +436,8 @@ pub enum Source {
     DotEnv(String),
     /// A real environment variable.
     Environment,
+    /// A command-line flag (e.g. `taskstore --database-url`).
+    CommandLine,
 }
 
 impl fmt::Display for Source {
@@ -420,6 +446,7 @@ impl fmt::Display for Source {
             Self::Default => f.write_str("default"),
             Self::DotEnv(file) => write!(f, "{file} file"),
             Self::Environment => f.write_str("environment"),
+            Self::CommandLine => f.write_str("command line"),
         }
     }
 }
@@ -562,11 +589,15 @@ impl Vars {
         }
     }
 
-    /// A secret that may come from `NAME` or from the file named by `NAME_FILE`.
+    /// A secret that may come from `NAME` or from the file named by `NAME_FILE`. A value read
+    /// from a file is registered with the scrubber at once: as a password when `is_password`,
+    /// else as a whole secret (a URL registered as a password would mask every quoted word
+    /// that shares four characters with it, such as the host and user in libpq's messages).
     fn secret_or_file(
         &mut self,
         name: &'static str,
         file_name: &'static str,
+        is_password: bool,
     ) -> Result<Option<String>> {
         let direct = self.get(name);
         let file = self.get(file_name);
@@ -584,7 +615,11 @@ impl Vars {
                     )
                 })?;
                 let value = text.trim_end_matches(['\n', '\r']).to_owned();
-                register_password(&value);
+                if is_password {
+                    register_password(&value);
+                } else {
+                    register_secret(value.trim());
+                }
                 if value.is_empty() {
                     return Err(Error::config(
                         file_name,
@@ -607,6 +642,12 @@ impl Config {
 
     /// Like [`Config::from_env`], with the `.env` files looked up in `dir`.
     pub fn from_env_in(dir: &Path) -> Result<Self> {
+        Self::from_env_with(dir, &[])
+    }
+
+    /// Like [`Config::from_env_in`], with `overrides` (from command-line flags) winning over
+    /// everything else.
+    pub fn from_env_with(dir: &Path, overrides: &[(&str, String)]) -> Result<Self> {
         let mut values: BTreeMap<String, (String, Source)> = BTreeMap::new();
         let process: BTreeMap<String, String> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -624,6 +665,9 @@ impl Config {
         }
         for (k, v) in process {
             values.insert(k, (v, Source::Environment));
+        }
+        for (k, v) in overrides {
+            values.insert((*k).to_owned(), (v.clone(), Source::CommandLine));
         }
         Self::build(Vars {
             values,
@@ -670,18 +714,19 @@ impl Config {
             Some(v) => parse_environment(&v)?,
             None => Environment::Development,
         };
-        let password = vars.secret_or_file("DATABASE_PASSWORD", "DATABASE_PASSWORD_FILE")?;
-        let (url_var, raw_url) = match vars.secret_or_file("DATABASE_URL", "DATABASE_URL_FILE")? {
-            Some(u) => (
-                if vars.sources.get("DATABASE_URL") == Some(&Source::Default) {
-                    "DATABASE_URL_FILE"
-                } else {
-                    "DATABASE_URL"
-                },
-                u,
-            ),
-            None => ("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned()),
-        };
+        let password = vars.secret_or_file("DATABASE_PASSWORD", "DATABASE_PASSWORD_FILE", true)?;
+        let (url_var, raw_url) =
+            match vars.secret_or_file("DATABASE_URL", "DATABASE_URL_FILE", false)? {
+                Some(u) => (
+                    if vars.sources.get("DATABASE_URL") == Some(&Source::Default) {
+                        "DATABASE_URL_FILE"
+                    } else {
+                        "DATABASE_URL"
+                    },
+                    u,
+                ),
+                None => ("DATABASE_URL", DEFAULT_DATABASE_URL.to_owned()),
+            };
         let database_url = DatabaseUrl::parse(url_var, &raw_url, password.as_deref())?;
         let migration_url = match vars
             .get("DATABASE_MIGRATION_URL")
@@ -1155,6 +1200,22 @@ mod tests {
             shown.contains("postgres://app:***@db.internal:5432/tasks"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_password_with_percent_signs_reaches_libpq_intact() {
+        let c = Config::from_vars([
+            ("DATABASE_URL", "postgres://app@db.internal/tasks"),
+            ("DATABASE_PASSWORD", "50%off%41 @:/"),
+        ])
+        .unwrap();
+        let url = url::Url::parse(c.database_url.expose()).unwrap();
+        let sent = url.password().unwrap();
+        // libpq percent-decodes the userinfo once; it must get the password back unchanged.
+        let decoded = percent_encoding::percent_decode_str(sent)
+            .decode_utf8()
+            .unwrap();
+        assert_eq!(decoded, "50%off%41 @:/");
     }
 
     #[test]

@@ -264,6 +264,12 @@ impl ConnectFailure {
             Self::Refused
         } else if has("network is unreachable") || has("no route to host") {
             Self::Unreachable
+        } else if has("invalid")
+            && (has("value") || has("uri") || has("connection option") || has("token"))
+        {
+            // libpq's own parse errors ("invalid sslmode value", "invalid URI query
+            // parameter", ...), before the TLS test below would claim "sslmode" for itself.
+            Self::InvalidUrl
         } else if has("ssl") || has("tls") || has("gssencmode") {
             Self::Tls
         } else if has("unable to open database file")
@@ -601,6 +607,14 @@ mod tests {
                 ConnectFailure::InvalidUrl,
             ),
             ("timeout expired", ConnectFailure::Timeout),
+            (
+                "invalid sslmode value: \"bogus\"",
+                ConnectFailure::InvalidUrl,
+            ),
+            (
+                "invalid URI query parameter: \"nosuchparam\"",
+                ConnectFailure::InvalidUrl,
+            ),
         ];
         for (msg, want) in cases {
             assert_eq!(ConnectFailure::classify(msg), want, "{msg}");

@@ -14,9 +14,10 @@
 //! ```
 //!
 //! Layout: [`config`] (environment → validated [`Config`]), [`db`] (pools, acquisition,
-//! [`Database`]), [`error`] (the one [`Error`] enum), [`migrate`], [`schema`], [`sql_types`],
-//! [`redact`] (secret scrubbing), [`models`] (users, tasks, typed ids, validation) and
-//! [`repo`] (the user and task operations, written once for both backends).
+//! [`Database`]), [`tx`] (`with_transaction`: commit, rollback, savepoints, re-runs),
+//! [`error`] (the one [`Error`] enum), [`migrate`], [`schema`], [`sql_types`], [`redact`]
+//! (secret scrubbing), [`models`] (users, tasks, typed ids, validation) and [`repo`] (the user
+//! and task operations, written once for both backends).
 
 pub mod config;
 pub mod db;
@@ -27,6 +28,7 @@ pub mod redact;
 pub mod repo;
 pub mod schema;
 pub mod sql_types;
+pub mod tx;
 
 pub use config::{BackendKind, Config, DatabaseUrl, Environment};
 pub use db::{Conn, Database, DbConnection, Stats};
@@ -35,3 +37,9 @@ pub use models::{
     NewTask, NewUser, Page, PageRequest, Task, TaskFilter, TaskId, TaskImport, TaskPatch, TaskSort,
     TaskStats, User, UserId, UserPatch,
 };
+pub use tx::{IsolationLevel, TransactionError, TxOptions};
+
+/// The README's Rust examples, compiled as doctests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -19,8 +19,11 @@ backend_tests! {
         assert!(stats.connections_created >= 1, "{stats:?}");
     }
 
-    fn exhaustion_is_a_pool_timeout_within_the_deadline(db: &TestDb) {
-        let _ = db;
+    fn health_reports_latency_and_schema_version(db: &TestDb) {
+        let h = db.health().expect("health");
+        assert!(h.schema_version.is_some(), "{h:?}");
+        assert!(h.latency > Duration::ZERO && h.latency < Duration::from_secs(5), "{h:?}");
+        assert_eq!(h.pool.max_size, 4);
     }
 }
 
@@ -58,4 +61,111 @@ fn sqlite_exhaustion() {
 #[test]
 fn postgres_exhaustion() {
     exhausted(Backend::Postgres);
+}
+
+fn backpressure(backend: Backend) {
+    let db = TestDb::new(
+        backend,
+        &[
+            ("DATABASE_POOL_MAX_SIZE", "1"),
+            ("DATABASE_POOL_MAX_WAITERS", "1"),
+            ("DATABASE_ACQUIRE_TIMEOUT_MS", "2000"),
+        ],
+    );
+    let held = db.conn().unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| db.conn().map(drop));
+        // Let the first caller start waiting.
+        assert!(common::cluster::wait_for(Duration::from_secs(2), || db
+            .pool_state()
+            .waiters
+            == 1));
+        let start = Instant::now();
+        let err = db.conn().unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_millis(200),
+            "failed fast: {:?}",
+            start.elapsed()
+        );
+        assert!(matches!(err, Error::PoolTimeout { .. }), "{err}");
+        assert!(
+            err.to_string().contains("DATABASE_POOL_MAX_WAITERS"),
+            "{err}"
+        );
+        drop(held);
+        waiter
+            .join()
+            .unwrap()
+            .expect("the queued caller gets the connection once it is returned");
+    });
+}
+
+#[test]
+fn sqlite_backpressure_fails_fast_beyond_max_waiters() {
+    backpressure(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_backpressure_fails_fast_beyond_max_waiters() {
+    backpressure(Backend::Postgres);
+}
+
+#[test]
+fn connections_held_past_the_leak_threshold_are_counted() {
+    let db = TestDb::new(Backend::Sqlite, &[("DATABASE_LEAK_THRESHOLD_MS", "50")]);
+    let conn = db.conn().unwrap();
+    assert!(
+        conn.taken_at().file().ends_with("pool.rs"),
+        "the leak report names the caller: {}",
+        conn.taken_at()
+    );
+    std::thread::sleep(Duration::from_millis(80));
+    drop(conn);
+    drop(db.conn().unwrap());
+    assert_eq!(db.stats().leaks, 1);
+}
+
+#[test]
+fn sqlite_memory_databases_are_shared_by_the_pool_and_private_to_it() {
+    let a = taskstore::Database::connect(
+        &taskstore::Config::from_vars([("DATABASE_URL", "sqlite::memory:")]).unwrap(),
+    )
+    .unwrap();
+    let b = taskstore::Database::connect(
+        &taskstore::Config::from_vars([("DATABASE_URL", "sqlite::memory:")]).unwrap(),
+    )
+    .unwrap();
+    // Two connections of `a` see one database (migrated once); `b` is a different database.
+    let c1 = a.conn().unwrap();
+    let mut c2 = a.conn().unwrap();
+    let n: i64 = taskstore::schema::users::table
+        .count()
+        .get_result(&mut *c2)
+        .unwrap();
+    assert_eq!(n, 0);
+    drop(c1);
+    assert_ne!(format!("{:?}", a.config().database_url), "");
+    drop(b);
+}
+
+#[test]
+fn reads_go_to_a_configured_replica() {
+    // The "replica" is the same test database under a second pool: enough to show routing.
+    let primary = TestDb::new(Backend::Postgres, &[]);
+    let config = taskstore::Config::from_vars([
+        ("DATABASE_URL", primary.url.as_str()),
+        ("DATABASE_REPLICA_URLS", primary.url.as_str()),
+        ("DATABASE_APPLICATION_NAME", "taskstore-replica-test"),
+    ])
+    .unwrap();
+    let db = taskstore::Database::connect(&config).unwrap();
+    let n: i64 = db
+        .run_read(|c| Ok(taskstore::schema::users::table.count().get_result(c)?))
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(
+        db.stats().acquisitions,
+        1,
+        "the primary pool served only the start-up capacity check"
+    );
 }

@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     /// discarded at checkout instead of being handed out one by one to fail.
     pub generation: AtomicU64,
     pub waiters: AtomicU32,
+    /// Connection attempts running right now (on r2d2's threads or a caller's).
+    pub in_flight: AtomicU32,
     error_seq: AtomicU64,
     last_error: Mutex<Option<(u64, ConnectError)>>,
 }
@@ -50,6 +52,7 @@ impl Shared {
             counters: Counters::default(),
             generation: AtomicU64::new(0),
             waiters: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
             error_seq: AtomicU64::new(0),
             last_error: Mutex::new(None),
         }
@@ -109,7 +112,9 @@ pub(crate) struct Meta {
 
 /// A pooled connection with its bookkeeping.
 pub struct Managed {
-    pub(crate) conn: DbConnection,
+    /// Boxed: r2d2 moves its connections in and out of its idle list on every checkout and
+    /// return, and a `PgConnection` (statement cache, buffers) is several hundred bytes.
+    pub(crate) conn: Box<DbConnection>,
     pub(crate) meta: Meta,
 }
 
@@ -155,7 +160,8 @@ impl Manager {
             }
         };
         result.map_err(|e| {
-            let message = scrub(&e.to_string());
+            // libpq ends its messages with a newline; the error's Display adds advice after it.
+            let message = scrub(e.to_string().trim_end());
             ConnectError {
                 kind: ConnectFailure::classify(&message),
                 message,
@@ -168,7 +174,7 @@ impl Manager {
     /// `RESET ALL` returns to. SQLite gets its pragmas, one statement each.
     fn customize(&self, conn: &mut DbConnection) -> Result<Option<RawFd>, ConnectError> {
         let fail = |e: diesel::result::Error| {
-            let message = scrub(&e.to_string());
+            let message = scrub(e.to_string().trim_end());
             ConnectError {
                 kind: ConnectFailure::classify(&message),
                 message,
@@ -204,8 +210,7 @@ impl Manager {
                 lite.batch_execute("PRAGMA foreign_keys = ON")
                     .map_err(fail)?;
                 if !self.url.expose().contains("mode=memory") {
-                    lite.batch_execute("PRAGMA journal_mode = WAL")
-                        .map_err(fail)?;
+                    enable_wal(lite, self.busy_timeout).map_err(fail)?;
                 }
                 lite.batch_execute("PRAGMA synchronous = NORMAL")
                     .map_err(fail)?;
@@ -218,6 +223,82 @@ impl Manager {
     pub fn open(&self) -> Result<Managed, ConnectError> {
         use r2d2::ManageConnection;
         self.connect()
+    }
+
+    /// What brings a connection that a caller used raw back to the state [`Manager::customize`]
+    /// left it in; kept here so that the two stay in step.
+    pub fn session_reset(&self, deadline: Duration) -> SessionReset {
+        let sql = match self.backend {
+            // One round trip. `RESET ALL` returns every setting to its session default, and the
+            // timeouts and `application_name` are session defaults because they travel in the
+            // startup packet; the time zone and encoding are what Diesel sets after connecting.
+            // `ROLLBACK` outside a transaction is only a notice, which Diesel discards.
+            BackendKind::Postgres => "ROLLBACK; RESET ALL; RESET ROLE; \
+                 RESET SESSION AUTHORIZATION; SET TIME ZONE 'UTC'; \
+                 SET CLIENT_ENCODING TO 'UTF8'; CLOSE ALL; UNLISTEN *; \
+                 SELECT pg_advisory_unlock_all(); DISCARD TEMP"
+                .to_owned(),
+            BackendKind::Sqlite => {
+                let millis = u64::try_from(self.busy_timeout.as_millis()).unwrap_or(u64::MAX);
+                let mut sql = pragma_busy_timeout(millis);
+                sql.push_str(
+                    "; PRAGMA foreign_keys = ON; PRAGMA query_only = OFF; \
+                     PRAGMA synchronous = NORMAL",
+                );
+                sql
+            }
+        };
+        SessionReset {
+            backend: self.backend,
+            sql,
+            deadline,
+        }
+    }
+}
+
+/// Undoes what a caller may have done to a connection handed out raw: an open transaction
+/// (`BEGIN` through `sql_query`), session settings (`SET`, `PRAGMA`), and on PostgreSQL
+/// cursors, `LISTEN`, advisory locks and temporary tables.
+#[derive(Debug)]
+pub(crate) struct SessionReset {
+    backend: BackendKind,
+    sql: String,
+    /// Bound on the reset's round trip (enforced by the watchdog).
+    pub deadline: Duration,
+}
+
+impl SessionReset {
+    pub fn apply(&self, conn: &mut DbConnection) -> Result<(), String> {
+        if self.backend == BackendKind::Sqlite {
+            // SQLite refuses `ROLLBACK` outside a transaction and stops a batch at the first
+            // error, so it goes alone; the refusal is the expected answer on a clean connection.
+            if let Err(e) = conn.batch_execute("ROLLBACK") {
+                let message = e.to_string();
+                if !message.contains("no transaction is active") {
+                    return Err(scrub(&message));
+                }
+            }
+        }
+        conn.batch_execute(&self.sql)
+            .map_err(|e| scrub(&e.to_string()))
+    }
+}
+
+/// Switching a new database file to WAL needs an exclusive lock, and SQLite answers "database
+/// is locked" at once, without its busy handler, when several connections open the file at the
+/// same moment (a pool filling up beside the start-up probe and the migration connection). The
+/// mode is persistent, so the first connection that gets through settles it for all.
+fn enable_wal(lite: &mut SqliteConnection, patience: Duration) -> diesel::QueryResult<()> {
+    let start = Instant::now();
+    loop {
+        match lite.batch_execute("PRAGMA journal_mode = WAL") {
+            Err(e)
+                if e.to_string().contains("database is locked") && start.elapsed() < patience =>
+            {
+                std::thread::sleep(Duration::from_millis(rand::rng().random_range(2..20)));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -260,11 +341,22 @@ fn libpq_params(pool: &PoolConfig, session: &SessionConfig) -> Vec<(&'static str
     ]
 }
 
+/// Counts a connection attempt as running for as long as it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
 impl r2d2::ManageConnection for Manager {
     type Connection = Managed;
     type Error = ConnectError;
 
     fn connect(&self) -> Result<Managed, ConnectError> {
+        self.shared.in_flight.fetch_add(1, Relaxed);
+        let _done = InFlight(&self.shared);
         let opened = self.establish().and_then(|mut conn| {
             let socket = self.customize(&mut conn)?;
             Ok((conn, socket))
@@ -282,7 +374,7 @@ impl r2d2::ManageConnection for Manager {
                 let lifetime = self.max_lifetime.mul_f64(1.0 - jitter);
                 let now = Instant::now();
                 Ok(Managed {
-                    conn,
+                    conn: Box::new(conn),
                     meta: Meta {
                         expires: now + lifetime,
                         last_used: now,
@@ -308,10 +400,11 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Managed) -> bool {
+        // Expiry is not checked here: checkout discards expired connections, and r2d2's
+        // reaper closes idle ones past DATABASE_MAX_LIFETIME_S. One clock read less per call.
         let broken = conn.meta.broken
             || conn.meta.generation < self.shared.generation.load(Relaxed)
-            || Instant::now() >= conn.meta.expires
-            || diesel::r2d2::R2D2Connection::is_broken(&mut conn.conn);
+            || diesel::r2d2::R2D2Connection::is_broken(&mut *conn.conn);
         if broken {
             self.shared
                 .counters
@@ -324,5 +417,5 @@ impl r2d2::ManageConnection for Manager {
 /// One cheap round trip.
 pub(crate) fn ping(conn: &mut DbConnection) -> Result<(), String> {
     conn.batch_execute("SELECT 1")
-        .map_err(|e| scrub(&e.to_string()))
+        .map_err(|e| scrub(e.to_string().trim_end()))
 }

@@ -21,6 +21,7 @@
 //!   each.
 
 mod connection;
+mod health;
 mod manager;
 pub(crate) mod stats;
 mod watchdog;
@@ -37,8 +38,9 @@ use retry::OperationResult;
 
 pub(crate) use connection::on_backend;
 pub use connection::{DbConnection, MultiBackend};
+pub use health::Health;
 pub use manager::ConnectError;
-use manager::{Manager, Shared};
+use manager::{Manager, SessionReset, Shared};
 pub use stats::{LatencySummary, Stats};
 
 use crate::config::{BackendKind, Config, DatabaseUrl};
@@ -68,15 +70,22 @@ pub struct Database {
 
 struct Inner {
     config: Config,
+    /// For `sqlite::memory:`: a connection held for the life of the `Database`, because an
+    /// in-memory database disappears when its last connection closes.
+    _anchor: Option<std::sync::Mutex<DbConnection>>,
     primary: PoolHandle,
     replicas: Vec<PoolHandle>,
     next_replica: AtomicUsize,
 }
 
 struct PoolHandle {
-    pool: Pool,
+    /// `None` only while the handle is being dropped (see its `Drop`).
+    pool: Option<Pool>,
     shared: Arc<Shared>,
+    /// Bound on waiting for in-flight connection attempts when the handle is dropped.
+    connect_timeout: Duration,
     url: DatabaseUrl,
+    reset: Arc<SessionReset>,
 }
 
 impl std::fmt::Debug for Database {
@@ -106,6 +115,17 @@ impl Database {
     /// migrations when `DATABASE_MIGRATE_ON_STARTUP` is true.
     pub fn connect(config: &Config) -> Result<Self> {
         let primary = PoolHandle::build(&config.database_url, config)?;
+        let anchor = if config.database_url.is_memory() {
+            let shared = Arc::new(Shared::new());
+            let manager = Manager::new(&config.database_url, &config.pool, &config.session, shared);
+            let conn = manager.open().map_err(|e| Error::Unavailable {
+                kind: e.kind,
+                message: e.message,
+            })?;
+            Some(std::sync::Mutex::new(*conn.conn))
+        } else {
+            None
+        };
         primary.wait_until_ready(config)?;
         let replicas = config
             .replica_urls
@@ -115,6 +135,7 @@ impl Database {
         let db = Self {
             inner: Arc::new(Inner {
                 config: config.clone(),
+                _anchor: anchor,
                 primary,
                 replicas,
                 next_replica: AtomicUsize::new(0),
@@ -138,6 +159,15 @@ impl Database {
     }
 
     /// Checks a connection out of the primary pool, within the acquire deadline.
+    ///
+    /// The caller may do anything with it, including a raw `BEGIN` or `SET` through
+    /// `sql_query`, so it is reset when it returns to the pool: any open transaction rolled
+    /// back, session settings restored (on PostgreSQL `RESET ALL` and friends, one round trip
+    /// on return; on SQLite the layer's pragmas, no network). A connection that cannot be reset
+    /// is discarded. [`Database::run`], [`Database::with_transaction`] and the repositories run
+    /// only the layer's own statements and skip that round trip, which is why they are the
+    /// fast path: prefer them for ordinary work and keep `conn()` for code that needs the
+    /// connection itself.
     #[track_caller]
     pub fn conn(&self) -> Result<Conn> {
         self.inner
@@ -167,9 +197,13 @@ impl Database {
 
     /// Checks out a connection, runs `f` on it and returns its result. A disconnect-class error
     /// discards the connection and evicts its idle siblings.
+    ///
+    /// The connection is not reset on return (see [`Database::conn`]): `f` must not leave a
+    /// transaction open or change session settings; use [`Database::with_transaction`] for
+    /// transactions.
     #[track_caller]
     pub fn run<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn()?;
+        let mut conn = self.conn()?.trusted();
         let result = f(&mut conn);
         if let Err(e) = &result {
             conn.note_error(e);
@@ -180,7 +214,7 @@ impl Database {
     /// Like [`Database::run`], on a read replica when configured.
     #[track_caller]
     pub fn run_read<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
-        let mut conn = self.read_conn()?;
+        let mut conn = self.read_conn()?.trusted();
         let result = f(&mut conn);
         if let Err(e) = &result {
             conn.note_error(e);
@@ -199,7 +233,6 @@ impl Database {
         p.shared.counters.snapshot(p.state())
     }
 
-    #[expect(dead_code, reason = "used by the transaction module (issue 3)")]
     pub(crate) fn counters(&self) -> &stats::Counters {
         &self.inner.primary.shared.counters
     }
@@ -216,7 +249,7 @@ impl Database {
         );
         manager
             .open()
-            .map(|m| m.conn)
+            .map(|m| *m.conn)
             .map_err(|e| Error::Unavailable {
                 kind: e.kind,
                 message: e.message,
@@ -258,6 +291,7 @@ impl PoolHandle {
     fn build(url: &DatabaseUrl, config: &Config) -> Result<Self> {
         let shared = Arc::new(Shared::new());
         let manager = Manager::new(url, &config.pool, &config.session, Arc::clone(&shared));
+        let reset = Arc::new(manager.session_reset(config.pool.acquire_timeout));
         let pool = r2d2::Pool::builder()
             .max_size(config.pool.max_size)
             .min_idle(Some(config.pool.min_idle))
@@ -268,16 +302,24 @@ impl PoolHandle {
             .error_handler(Box::new(ErrorSink))
             .build_unchecked(manager);
         Ok(Self {
-            pool,
+            pool: Some(pool),
             shared,
+            connect_timeout: config.pool.connect_timeout,
             url: url.clone(),
+            reset,
         })
     }
 
+    fn pool(&self) -> &Pool {
+        self.pool
+            .as_ref()
+            .expect("the pool lives until the handle is dropped")
+    }
+
     fn state(&self) -> PoolState {
-        let s = self.pool.state();
+        let s = self.pool().state();
         PoolState {
-            max_size: self.pool.max_size(),
+            max_size: self.pool().max_size(),
             connections: s.connections,
             idle: s.idle_connections,
             in_use: s.connections.saturating_sub(s.idle_connections),
@@ -337,11 +379,19 @@ impl PoolHandle {
         let deadline = start + config.pool.acquire_timeout;
         let counters = &self.shared.counters;
 
+        // A pooled connection found dead during this acquisition: if the deadline passes, the
+        // caller learns that the server is not answering rather than that the pool is full.
+        let mut dead: Option<Dead> = None;
+
         // Fast path: an idle connection, no waiting, no bookkeeping for waiters.
-        if let Some(pooled) = self.pool.try_get() {
-            if let Some(conn) = self.checkout(pooled, deadline, config, location) {
-                counters.record_acquire(start.elapsed());
-                return Ok(conn);
+        if let Some(pooled) = self.pool().try_get() {
+            match self.checkout(pooled, deadline, config, location) {
+                Ok(conn) => {
+                    // The checkout's own clock reading: one read less on the hot path.
+                    counters.record_acquire(conn.taken_at.saturating_duration_since(start));
+                    return Ok(conn);
+                }
+                Err(rejected) => dead = rejected.or(dead),
             }
         }
 
@@ -370,7 +420,7 @@ impl PoolHandle {
             if attempt > 1 {
                 counters.incr(&counters.retries, "taskstore_pool_acquire_retries_total");
             }
-            match self.wait_for_connection(deadline, config, location) {
+            match self.wait_for_connection(deadline, config, location, &mut dead) {
                 Ok(conn) => OperationResult::Ok(conn),
                 Err(Wait::Failed(e)) if e.kind.is_transient() && Instant::now() < deadline => {
                     tracing::debug!(attempt, kind = %e.kind, error = %e.message, "transient connection error; retrying");
@@ -382,7 +432,7 @@ impl PoolHandle {
 
         match outcome {
             Ok(conn) => {
-                counters.record_acquire(start.elapsed());
+                counters.record_acquire(conn.taken_at.saturating_duration_since(start));
                 Ok(conn)
             }
             Err(retry::Error { error, .. }) => {
@@ -393,7 +443,7 @@ impl PoolHandle {
                         kind: e.kind,
                         message: e.message,
                     },
-                    Wait::Deadline => self.deadline_error(start.elapsed(), state),
+                    Wait::Deadline => self.deadline_error(start.elapsed(), state, dead),
                 };
                 tracing::warn!(error = %err, location = %location, "connection acquisition failed");
                 Err(err)
@@ -401,40 +451,59 @@ impl PoolHandle {
         }
     }
 
-    /// At the deadline: an exhausted pool (every connection busy) is `PoolTimeout`; a pool that
-    /// could not open connections is `Unavailable`.
-    fn deadline_error(&self, waited: Duration, state: PoolState) -> Error {
+    /// At the deadline: a pool whose connections are all open and checked out is exhausted
+    /// (`PoolTimeout`). Anything else means the caller waited for the server — a new
+    /// connection that did not complete, or a pooled one that failed its liveness check — and
+    /// is `Unavailable`, with the last connection error when there is one.
+    fn deadline_error(&self, waited: Duration, state: PoolState, dead: Option<Dead>) -> Error {
         let last = self.shared.last_error();
-        match last {
-            Some(e) if state.connections < state.max_size => Error::Unavailable {
-                kind: e.kind,
-                message: format!(
-                    "no connection within {} ms; last error: {}",
-                    waited.as_millis(),
-                    e.message
-                ),
-            },
-            None if state.connections == 0 => Error::Unavailable {
-                kind: ConnectFailure::Timeout,
-                message: format!(
-                    "the server did not complete a connection within {} ms",
-                    waited.as_millis()
-                ),
-            },
-            last => Error::PoolTimeout {
+        let waited_ms = waited.as_millis();
+        if state.connections >= state.max_size && state.idle == 0 {
+            return Error::PoolTimeout {
                 waited,
                 state,
                 last_error: last.map(|e| e.to_string()),
+            };
+        }
+        match (last, dead) {
+            (Some(e), _) => Error::Unavailable {
+                kind: e.kind,
+                message: format!(
+                    "no connection within {waited_ms} ms; last error: {}",
+                    e.message
+                ),
+            },
+            (None, Some(d)) => Error::Unavailable {
+                kind: if d.watchdog_fired {
+                    ConnectFailure::Timeout
+                } else {
+                    ConnectFailure::classify(&d.message)
+                },
+                message: format!(
+                    "no live connection within {waited_ms} ms; a pooled connection failed its \
+                     liveness check ({}) and no new one could be opened in time",
+                    d.message
+                ),
+            },
+            (None, None) => Error::Unavailable {
+                kind: ConnectFailure::Timeout,
+                message: format!(
+                    "the server did not complete a new connection within {waited_ms} ms ({state})"
+                ),
             },
         }
     }
 
     /// Waits for a usable connection until a new connection error is recorded or the deadline.
+    /// A permanent error (authentication, unknown database, ...) from the most recent connect
+    /// attempt ends the wait at once when the pool needs a new connection to serve the caller:
+    /// waiting for r2d2's next background attempt would only fail later with the same error.
     fn wait_for_connection(
         &self,
         deadline: Instant,
         config: &Config,
         location: &'static Location<'static>,
+        dead: &mut Option<Dead>,
     ) -> Result<Conn, Wait> {
         let mark = self.shared.error_mark();
         loop {
@@ -442,35 +511,68 @@ impl PoolHandle {
             if remaining.is_zero() {
                 return Err(Wait::Deadline);
             }
-            match self.pool.get_timeout(remaining.min(WAIT_SLICE)) {
-                Ok(pooled) => {
-                    if let Some(conn) = self.checkout(pooled, deadline, config, location) {
-                        return Ok(conn);
-                    }
-                }
+            match self.pool().get_timeout(remaining.min(WAIT_SLICE)) {
+                Ok(pooled) => match self.checkout(pooled, deadline, config, location) {
+                    Ok(conn) => return Ok(conn),
+                    Err(rejected) => *dead = rejected.or(dead.take()),
+                },
                 Err(_) => {
                     if let Some(e) = self.shared.error_since(mark) {
                         return Err(Wait::Failed(e));
+                    }
+                    if let Some(e) = self.shared.last_error() {
+                        let s = self.pool().state();
+                        if !e.kind.is_transient() && s.connections < self.pool().max_size() {
+                            return Err(Wait::Failed(e));
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Decides whether a connection from the pool may be handed out. Stale, expired and
-    /// long-idle-and-dead connections are discarded (`None`).
+    /// Decides whether a connection from the pool may be handed out. Stale and expired
+    /// connections are discarded (`Err(None)`); dead ones too, and they evict their idle
+    /// siblings (`Err(Some(_))`).
+    ///
+    /// Two checks find dead connections. The first costs one `poll()` and no round trip: an
+    /// idle PostgreSQL connection has nothing to read, so readable data or a hang-up on its
+    /// socket means the server said goodbye (restart, `pg_terminate_backend`, failover). The
+    /// second, for connections idle longer than `DATABASE_VALIDATE_IDLE_MS`, is a round trip
+    /// under the watchdog: it catches a server that vanished without a word.
     fn checkout(
         &self,
         mut pooled: r2d2::PooledConnection<Manager>,
         deadline: Instant,
         config: &Config,
         location: &'static Location<'static>,
-    ) -> Option<Conn> {
+    ) -> Result<Conn, Option<Dead>> {
         let now = Instant::now();
         let meta = &mut pooled.meta;
         if meta.generation < self.shared.generation.load(Relaxed) || now >= meta.expires {
             meta.broken = true;
-            return None;
+            return Err(None);
+        }
+        if let Some(state) = meta.socket.and_then(watchdog::unexpected_input) {
+            meta.broken = true;
+            let message = match state {
+                watchdog::Input::HangUp => "the server closed the connection",
+                watchdog::Input::Data => "the server sent data on an idle connection",
+            };
+            if state == watchdog::Input::HangUp {
+                tracing::info!(
+                    "discarding an idle connection its server closed; evicting its idle siblings"
+                );
+                self.shared.evict_all();
+            } else {
+                tracing::info!(
+                    "discarding an idle connection with unexpected input from the server"
+                );
+            }
+            return Err(Some(Dead {
+                message: message.into(),
+                watchdog_fired: false,
+            }));
         }
         if now.duration_since(meta.last_used) >= config.pool.validate_idle {
             let socket = meta.socket;
@@ -480,17 +582,45 @@ impl PoolHandle {
                 pooled.meta.broken = true;
                 tracing::info!(watchdog_fired = fired, error = %message, "discarding a dead idle connection; evicting its idle siblings");
                 self.shared.evict_all();
-                return None;
+                return Err(Some(Dead {
+                    message,
+                    watchdog_fired: fired,
+                }));
             }
         }
         pooled.meta.last_used = now;
-        Some(Conn {
+        Ok(Conn {
             inner: Some(pooled),
             taken_at: now,
             location,
             shared: Arc::clone(&self.shared),
             leak_threshold: config.pool.leak_threshold,
+            reset: Some(Arc::clone(&self.reset)),
         })
+    }
+}
+
+/// A pooled connection found dead at checkout.
+struct Dead {
+    /// Why, scrubbed.
+    message: String,
+    /// The liveness check ran into the acquisition deadline.
+    watchdog_fired: bool,
+}
+
+impl Drop for PoolHandle {
+    /// r2d2 opens connections on its own threads and never joins them. A process that exits
+    /// while one of them is inside libpq's connect races OpenSSL's exit-time clean-up and can
+    /// crash (seen as SIGSEGV in short-lived CLI runs). Dropping the pool stops new attempts;
+    /// then wait, bounded by the connect timeout, for the ones already running.
+    fn drop(&mut self) {
+        drop(self.pool.take());
+        let deadline = Instant::now()
+            + self.connect_timeout.max(Duration::from_secs(2))
+            + Duration::from_secs(1);
+        while self.shared.in_flight.load(Relaxed) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
@@ -526,9 +656,18 @@ pub struct Conn {
     location: &'static Location<'static>,
     shared: Arc<Shared>,
     leak_threshold: Option<Duration>,
+    /// Set while the connection may carry state a caller left behind; see [`Database::conn`].
+    reset: Option<Arc<SessionReset>>,
 }
 
 impl Conn {
+    /// For the layer's own code, which leaves no transaction or session setting behind: skips
+    /// the reset on return.
+    pub(crate) fn trusted(mut self) -> Self {
+        self.reset = None;
+        self
+    }
+
     /// Discards this connection instead of returning it to the pool.
     pub fn discard(&mut self) {
         if let Some(p) = self.inner.as_mut() {
@@ -588,7 +727,8 @@ impl std::fmt::Debug for Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        let held = self.taken_at.elapsed();
+        let now = Instant::now();
+        let held = now.saturating_duration_since(self.taken_at);
         if let Some(threshold) = self.leak_threshold {
             if held > threshold {
                 let c = &self.shared.counters;
@@ -605,8 +745,20 @@ impl Drop for Conn {
             // A panic may have left a transaction open; never return such a connection.
             self.discard();
         }
+        if let (Some(reset), Some(p)) = (self.reset.take(), self.inner.as_mut()) {
+            if !p.meta.broken {
+                let deadline = Instant::now() + reset.deadline;
+                let socket = p.meta.socket;
+                let (result, _) =
+                    watchdog::with_deadline(socket, deadline, || reset.apply(&mut p.conn));
+                if let Err(error) = result {
+                    tracing::warn!(%error, taken_at = %self.location, "could not reset a returned connection; discarding it");
+                    p.meta.broken = true;
+                }
+            }
+        }
         if let Some(mut p) = self.inner.take() {
-            p.meta.last_used = Instant::now();
+            p.meta.last_used = now;
             drop(p);
         }
     }

@@ -29,6 +29,7 @@ mod cursor;
 mod explain;
 mod keyset;
 pub mod tasks;
+mod uncached;
 pub mod users;
 
 use crate::db::Database;

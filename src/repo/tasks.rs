@@ -390,10 +390,26 @@ pub fn list(
     page: &PageRequest,
 ) -> Result<Page<Task>> {
     let (query, limit) = list_query(owner, filter, sort, page)?;
-    let mut items: Vec<Task> = query.load(conn)?;
+    let mut items: Vec<Task> = match conn {
+        DbConnection::Postgres(_) if needs_custom_plan(filter, sort) => {
+            super::uncached::Uncached(query).load(conn)?
+        }
+        _ => query.load(conn)?,
+    };
     let next_cursor = super::trim_page(&mut items, limit)
         .map(|last| SortKey::of(sort, last).encode(owner, sort, last.id));
     Ok(Page { items, next_cursor })
+}
+
+/// Whether the listing filters by a range on a column other than its sort column: the one
+/// shape where PostgreSQL's generic plan for a cached statement reads the owner's whole range
+/// (see `repo/uncached.rs`), so [`list`] has it planned with its values every time.
+fn needs_custom_plan(filter: &TaskFilter, sort: TaskSort) -> bool {
+    use TaskSort::*;
+    let priority_range = filter.priority_min.is_some() || filter.priority_max.is_some();
+    let created_range = filter.created_after.is_some() || filter.created_before.is_some();
+    (priority_range && !matches!(sort, PriorityAsc | PriorityDesc))
+        || (created_range && !matches!(sort, CreatedAsc | CreatedDesc))
 }
 
 /// The plan of exactly the statement [`list`] runs for these arguments, for tests and

@@ -44,6 +44,25 @@ fn as_server_user(cmd: &str) -> Command {
 impl Cluster {
     /// `initdb` + start, with `extra_conf` lines appended to postgresql.conf.
     pub fn start(extra_conf: &[&str]) -> Self {
+        Self::start_with_hba(extra_conf, None)
+    }
+
+    /// Like [`Cluster::start`], but TCP logins of every role except `postgres` need a
+    /// SCRAM-SHA-256 password (the superuser keeps trust so that set-up stays simple).
+    pub fn start_scram(extra_conf: &[&str]) -> Self {
+        let mut conf = vec!["password_encryption = 'scram-sha-256'"];
+        conf.extend_from_slice(extra_conf);
+        Self::start_with_hba(
+            &conf,
+            Some(
+                "local all all trust\n\
+                 host all postgres 127.0.0.1/32 trust\n\
+                 host all all 127.0.0.1/32 scram-sha-256\n",
+            ),
+        )
+    }
+
+    fn start_with_hba(extra_conf: &[&str], hba: Option<&str>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("taskstore-pg-")
             .tempdir()
@@ -91,6 +110,9 @@ impl Cluster {
         let mut existing = std::fs::read_to_string(&conf_path).expect("read postgresql.conf");
         existing.push_str(&conf);
         std::fs::write(&conf_path, existing).expect("write postgresql.conf");
+        if let Some(hba) = hba {
+            std::fs::write(data.join("pg_hba.conf"), hba).expect("write pg_hba.conf");
+        }
         let cluster = Self { port, dir };
         cluster.pg_ctl_start();
         cluster
@@ -142,16 +164,17 @@ impl Cluster {
         self.pg_ctl_start();
     }
 
-    /// The postmaster's pid.
-    pub fn postmaster_pid(&self) -> i32 {
-        let text =
-            std::fs::read_to_string(self.data().join("postmaster.pid")).expect("postmaster.pid");
-        text.lines().next().unwrap().trim().parse().unwrap()
+    /// The postmaster's pid, or `None` while the server is stopped.
+    pub fn postmaster_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
     }
 
-    /// Every process of this cluster: the postmaster and its children.
+    /// Every process of this cluster: the postmaster and its children (none while stopped).
     pub fn pids(&self) -> Vec<i32> {
-        let root = self.postmaster_pid();
+        let Some(root) = self.postmaster_pid() else {
+            return Vec::new();
+        };
         let mut pids = vec![root];
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for e in entries.flatten() {

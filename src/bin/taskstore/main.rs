@@ -1,1 +1,39 @@
-fn main() {}
+//! `taskstore`: the layer's operations tool and quickest demo.
+//!
+//! Runs on the embedded SQLite default (`sqlite://taskstore.db`) when `DATABASE_URL` is unset.
+//! `--json` prints machine-readable output on stdout; errors go to stderr (as JSON with
+//! `--json`) with the fixed exit codes of [`exit`].
+
+mod cli;
+mod commands;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let json = cli.json;
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => output::report_error(&err, json),
+    }
+}
+
+/// Logs go to stderr so that stdout stays machine-readable. The CLI logs warnings only unless
+/// `TASKSTORE_LOG` says otherwise (the library's default of `info` would drown a terminal).
+fn init_tracing() {
+    let filter = std::env::var("TASKSTORE_LOG").unwrap_or_else(|_| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

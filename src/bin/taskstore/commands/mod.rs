@@ -1,0 +1,92 @@
+//! One module per subcommand family; `dispatch` wires them to the grammar in `cli`.
+
+mod demo;
+mod io;
+mod ops;
+mod task;
+mod user;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use taskstore::models::{User, UserId};
+use taskstore::{Config, Database, Error};
+
+use crate::cli::{Cli, Command};
+use crate::output::Out;
+
+/// Start-up wait used by the CLI when `DATABASE_STARTUP_WAIT_MS` is not set: a person at a
+/// terminal should hear about a down database in seconds, not after the library's 30 s.
+const CLI_STARTUP_WAIT_MS: &str = "5000";
+
+/// What every command needs: output settings and how to reach the database.
+pub struct Ctx {
+    pub out: Out,
+    database_url: Option<String>,
+}
+
+impl Ctx {
+    /// The effective configuration: environment and `.env` files, then command-line flags.
+    pub fn config(&self, extra: &[(&'static str, &str)]) -> anyhow::Result<Config> {
+        let mut overrides: Vec<(&str, String)> = Vec::new();
+        if let Some(url) = &self.database_url {
+            overrides.push(("DATABASE_URL", url.clone()));
+        }
+        if std::env::var_os("DATABASE_STARTUP_WAIT_MS").is_none() {
+            overrides.push(("DATABASE_STARTUP_WAIT_MS", CLI_STARTUP_WAIT_MS.into()));
+        }
+        for (k, v) in extra {
+            overrides.push((k, (*v).to_owned()));
+        }
+        Ok(Config::from_env_with(Path::new("."), &overrides)?)
+    }
+
+    /// Connects (applying pending migrations unless configured otherwise).
+    pub fn connect(&self) -> anyhow::Result<Database> {
+        Ok(Database::connect(&self.config(&[])?)?)
+    }
+
+    /// Connects without applying migrations (for `migrate` and `health`).
+    pub fn connect_without_migrating(&self) -> anyhow::Result<Database> {
+        Ok(Database::connect(
+            &self.config(&[("DATABASE_MIGRATE_ON_STARTUP", "false")])?,
+        )?)
+    }
+}
+
+/// A user named by id or by email.
+pub fn resolve_user(db: &Database, name: &str) -> anyhow::Result<User> {
+    let user = match name.parse::<UserId>() {
+        Ok(id) => db.users().get(id),
+        Err(_) if name.contains('@') => db.users().get_by_email(name),
+        Err(_) => Err(Error::validation(
+            "user",
+            "expected a user id (UUID) or an email address",
+        )),
+    };
+    Ok(user?)
+}
+
+/// Runs the parsed command and returns its exit code.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx {
+        out: Out { json: cli.json },
+        database_url: cli.database_url,
+    };
+    match cli.command {
+        Command::Demo => demo::run(&ctx),
+        Command::Migrate { action } => ops::migrate(&ctx, action),
+        Command::User { action } => user::run(&ctx, action),
+        Command::Task { action } => task::run(&ctx, action),
+        Command::Stats { user } => {
+            let db = ctx.connect()?;
+            let user = resolve_user(&db, &user)?;
+            let stats = db.tasks().stats(user.id).context("reading statistics")?;
+            ctx.out.stats(&stats)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Health => ops::health(&ctx),
+        Command::Config => ops::config(&ctx),
+    }
+}

@@ -1,0 +1,68 @@
+//! `taskstore user ...`
+
+use std::process::ExitCode;
+
+use taskstore::models::{NewUser, PageRequest, UserPatch};
+
+use super::{Ctx, resolve_user};
+use crate::cli::UserAction;
+
+pub fn run(ctx: &Ctx, action: UserAction) -> anyhow::Result<ExitCode> {
+    let db = ctx.connect()?;
+    let users = db.users();
+    match action {
+        UserAction::Add {
+            email,
+            password_hash,
+            first_name,
+            last_name,
+        } => {
+            let user = users.create(&NewUser {
+                email: &email,
+                password_hash: &password_hash,
+                first_name: first_name.as_deref(),
+                last_name: last_name.as_deref(),
+            })?;
+            ctx.out.user(&user)?;
+        }
+        UserAction::Get { user } => ctx.out.user(&resolve_user(&db, &user)?)?,
+        UserAction::List { limit, cursor } => {
+            let page = users.list(&PageRequest { limit, cursor })?;
+            ctx.out.users(&page)?;
+        }
+        UserAction::Update {
+            user,
+            email,
+            first_name,
+            last_name,
+            password_hash,
+        } => {
+            let id = resolve_user(&db, &user)?.id;
+            let patch = UserPatch {
+                email,
+                password_hash,
+                first_name: first_name.map(Some),
+                last_name: last_name.map(Some),
+                is_active: None,
+            };
+            ctx.out.user(&users.update(id, &patch)?)?;
+        }
+        UserAction::Deactivate { user } => {
+            let id = resolve_user(&db, &user)?.id;
+            ctx.out.user(&users.set_active(id, false)?)?;
+        }
+        UserAction::Activate { user } => {
+            let id = resolve_user(&db, &user)?.id;
+            ctx.out.user(&users.set_active(id, true)?)?;
+        }
+        UserAction::Delete { user } => {
+            let u = resolve_user(&db, &user)?;
+            users.delete(u.id)?;
+            ctx.out.text_or_json(
+                &format!("deleted user {} ({}) and their tasks", u.id, u.email),
+                &serde_json::json!({ "deleted": u.id }),
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

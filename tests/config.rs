@@ -1,0 +1,137 @@
+//! Configuration: `.env` layering, `*_FILE` secrets, validation messages.
+
+use std::time::Duration;
+
+use taskstore::config::Source;
+use taskstore::{BackendKind, Config, Error};
+
+#[test]
+fn dotenv_files_are_layered_by_environment_and_sources_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "TASKSTORE_ENV=test\nDATABASE_POOL_MAX_SIZE=7\nDATABASE_LEAK_THRESHOLD_MS=1234\nUNRELATED=1\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join(".env.test"), "DATABASE_POOL_MAX_SIZE=8\n").unwrap();
+    std::fs::write(
+        dir.path().join(".env.production"),
+        "DATABASE_POOL_MAX_SIZE=99\n",
+    )
+    .unwrap();
+    let c = Config::from_env_in(dir.path()).unwrap();
+    assert_eq!(c.pool.max_size, 8);
+    assert_eq!(
+        c.source_of("DATABASE_POOL_MAX_SIZE"),
+        Source::DotEnv(".env.test".into())
+    );
+    assert_eq!(c.pool.leak_threshold, Some(Duration::from_millis(1234)));
+    assert_eq!(
+        c.source_of("DATABASE_LEAK_THRESHOLD_MS"),
+        Source::DotEnv(".env".into())
+    );
+    assert_eq!(c.source_of("DATABASE_IDLE_TIMEOUT_S"), Source::Default);
+}
+
+#[test]
+fn malformed_dotenv_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "DATABASE_POOL_MAX_SIZE='unterminated\n",
+    )
+    .unwrap();
+    let e = Config::from_env_in(dir.path()).unwrap_err();
+    assert!(matches!(e, Error::Config { .. }), "{e}");
+    assert!(e.to_string().contains(".env"), "{e}");
+}
+
+#[test]
+fn password_and_url_can_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    let url = dir.path().join("url");
+    std::fs::write(&pw, "file-Pw-77x\n").unwrap();
+    std::fs::write(&url, "postgres://app@db.internal:5432/tasks\n").unwrap();
+    let c = Config::from_vars([
+        ("DATABASE_URL_FILE", url.to_str().unwrap()),
+        ("DATABASE_PASSWORD_FILE", pw.to_str().unwrap()),
+    ])
+    .unwrap();
+    assert_eq!(c.database_url.backend(), BackendKind::Postgres);
+    assert_eq!(
+        c.database_url.redacted(),
+        "postgres://app:***@db.internal:5432/tasks"
+    );
+    let shown = format!("{c} {c:?}");
+    assert!(!shown.contains("file-Pw-77x"), "{shown}");
+}
+
+#[test]
+fn conflicting_or_missing_secret_files_are_clear_errors() {
+    let e = Config::from_vars([
+        ("DATABASE_PASSWORD", "a-secret-1"),
+        ("DATABASE_PASSWORD_FILE", "/nonexistent"),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("DATABASE_PASSWORD_FILE"), "{e}");
+    let e = Config::from_vars([("DATABASE_PASSWORD_FILE", "/nonexistent/pw")]).unwrap_err();
+    assert!(
+        e.to_string().contains("DATABASE_PASSWORD_FILE") && e.to_string().contains("cannot read"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_numeric_variable_names_itself_when_malformed() {
+    for var in [
+        "DATABASE_POOL_MAX_SIZE",
+        "DATABASE_POOL_MIN_IDLE",
+        "DATABASE_ACQUIRE_TIMEOUT_MS",
+        "DATABASE_POOL_MAX_WAITERS",
+        "DATABASE_CONNECT_TIMEOUT_MS",
+        "DATABASE_STARTUP_WAIT_MS",
+        "DATABASE_IDLE_TIMEOUT_S",
+        "DATABASE_MAX_LIFETIME_S",
+        "DATABASE_VALIDATE_IDLE_MS",
+        "DATABASE_STATEMENT_TIMEOUT_MS",
+        "DATABASE_LOCK_TIMEOUT_MS",
+        "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        "DATABASE_RETRY_ATTEMPTS",
+        "DATABASE_RETRY_BASE_DELAY_MS",
+        "DATABASE_TX_RETRY_ATTEMPTS",
+        "DATABASE_LEAK_THRESHOLD_MS",
+        "DATABASE_MIGRATE_ON_STARTUP",
+        "DATABASE_PREPARED_STATEMENTS",
+        "DATABASE_REQUIRE_TLS",
+        "TASKSTORE_ENV",
+    ] {
+        let e = Config::from_vars([(var, "-x-")]).unwrap_err();
+        assert!(
+            matches!(&e, Error::Config { variable, .. } if variable == var),
+            "{var}: {e}"
+        );
+        assert!(e.to_string().contains("expected"), "{var}: {e}");
+    }
+}
+
+#[test]
+fn replica_and_migration_urls_must_match_the_backend() {
+    let e = Config::from_vars([("DATABASE_REPLICA_URLS", "postgres://r@h/db")]).unwrap_err();
+    assert!(e.to_string().contains("DATABASE_REPLICA_URLS"), "{e}");
+    let e = Config::from_vars([
+        ("DATABASE_URL", "postgres://a@h/db"),
+        ("DATABASE_MIGRATION_URL", "sqlite://x.db"),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("DATABASE_MIGRATION_URL"), "{e}");
+    let c = Config::from_vars([
+        ("DATABASE_URL", "postgres://a@h/db"),
+        (
+            "DATABASE_REPLICA_URLS",
+            "postgres://r1@h1/db, postgres://r2@h2/db",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(c.replica_urls.len(), 2);
+}

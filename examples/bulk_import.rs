@@ -14,10 +14,12 @@
 //! - raw Diesel multi-row INSERTs of the same rows in one transaction, for reference.
 //!
 //! SQLite (a fresh temporary file for every measurement):
-//! - `tasks::import` and `tasks::create_many` — multi-row INSERTs of 3 276 rows;
+//! - `tasks::import` (with ids, and fresh) and `tasks::create_many` — multi-row INSERTs of
+//!   3 276 rows;
 //! - rusqlite with a cached prepared single-row INSERT in one transaction — SPEC's yardstick
 //!   (≥ 0.85×);
-//! - raw Diesel with the same multi-row INSERTs in one transaction.
+//! - raw Diesel with the same multi-row INSERTs in one transaction, and with one single-row
+//!   INSERT per task (Diesel caches its prepared statement) in one transaction.
 //!
 //! Each PostgreSQL measurement starts from an empty `tasks` table after a `CHECKPOINT`, so that
 //! no run pays for another's dirty pages. Times include validation, building the rows, the
@@ -125,9 +127,11 @@ fn main() -> Result<()> {
     for round in 0..rounds {
         let mut order: Vec<&'static str> = vec![
             "sqlite_layer_import",
+            "sqlite_layer_import_fresh_ids",
             "sqlite_layer_create_many",
             "sqlite_rusqlite_prepared_insert",
             "sqlite_raw_diesel_multirow_insert",
+            "sqlite_raw_diesel_prepared_insert",
         ];
         let n = order.len();
         order.rotate_left(round % n);
@@ -139,12 +143,20 @@ fn main() -> Result<()> {
             let owner = support::create_user(&db, "bulk@bench.example");
             let secs = match name {
                 "sqlite_layer_import" => timed(|| db.tasks().import(owner, &with_ids))?,
+                "sqlite_layer_import_fresh_ids" => {
+                    timed(|| db.tasks().import(owner, &without_ids))?
+                }
                 "sqlite_layer_create_many" => timed(|| db.tasks().create_many(owner, &new_tasks))?,
                 _ => {
                     drop(db);
                     let rows = raw_rows(&with_ids, owner);
                     if name == "sqlite_rusqlite_prepared_insert" {
                         rusqlite_insert(path, &rows)?
+                    } else if name == "sqlite_raw_diesel_prepared_insert" {
+                        let lite: Vec<_> =
+                            rows.iter().map(support::sqlite_schema::new_row).collect();
+                        let mut c = support::raw_sqlite(path);
+                        timed(|| raw_sqlite_ops::insert_each(&mut c, &lite))?
                     } else {
                         let lite: Vec<_> =
                             rows.iter().map(support::sqlite_schema::new_row).collect();
@@ -360,6 +372,12 @@ fn report(rows: usize, rounds: usize, times: &mut BTreeMap<&'static str, Vec<f64
         "≥ 0.85",
     );
     ratio(
+        "SQLite import (fresh ids) / rusqlite prepared",
+        "sqlite_layer_import_fresh_ids",
+        "sqlite_rusqlite_prepared_insert",
+        "≥ 0.85",
+    );
+    ratio(
         "SQLite create_many / rusqlite prepared",
         "sqlite_layer_create_many",
         "sqlite_rusqlite_prepared_insert",
@@ -369,6 +387,18 @@ fn report(rows: usize, rounds: usize, times: &mut BTreeMap<&'static str, Vec<f64
         "SQLite create_many / raw Diesel multi-row",
         "sqlite_layer_create_many",
         "sqlite_raw_diesel_multirow_insert",
+        "(reference)",
+    );
+    ratio(
+        "SQLite raw Diesel multi-row / rusqlite prepared",
+        "sqlite_raw_diesel_multirow_insert",
+        "sqlite_rusqlite_prepared_insert",
+        "(reference)",
+    );
+    ratio(
+        "SQLite raw Diesel prepared single-row / rusqlite prepared",
+        "sqlite_raw_diesel_prepared_insert",
+        "sqlite_rusqlite_prepared_insert",
         "(reference)",
     );
 }

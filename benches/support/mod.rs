@@ -427,6 +427,18 @@ macro_rules! raw_ops {
                     .execute(c)
             }
 
+            /// Many tasks with one single-row INSERT each (a statement Diesel prepares once
+            /// and caches), in one transaction.
+            pub fn insert_each(c: &mut $conn, rows: &[NewTask<'_>]) -> QueryResult<usize> {
+                c.transaction(|c| {
+                    let mut n = 0;
+                    for row in rows {
+                        n += diesel::insert_into(tasks::table).values(row).execute(c)?;
+                    }
+                    Ok(n)
+                })
+            }
+
             /// Many tasks with multi-row INSERTs of `rows_per_statement`, in one transaction.
             pub fn insert_many(
                 c: &mut $conn,

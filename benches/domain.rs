@@ -238,18 +238,18 @@ macro_rules! backend_benches {
                         .expect("present"),
                 );
             };
-            // Diagnostic: the layer's pool checkout around the raw query on the connection it
-            // wraps, i.e. the layer's cost without Diesel's MultiConnection dispatch.
+            // Diagnostic: the layer's checkout (`Database::run`, the path the repositories'
+            // convenience calls take) around the raw query on the connection it wraps, i.e.
+            // the layer's cost without Diesel's MultiConnection dispatch.
             let mut k = 0usize;
             let mut pool_raw = || {
                 let (owner, id) = f.keys[k % KEYS];
                 k += 1;
-                let mut conn = f.db.conn().expect("checkout");
-                black_box(
-                    $raw::get($inner(&mut conn), owner.0, id.0)
+                let task =
+                    f.db.run(|c| Ok($raw::get($inner(c), owner.0, id.0)?))
                         .expect("raw get")
-                        .expect("present"),
-                );
+                        .expect("present");
+                black_box(task);
             };
             let mut g = c.benchmark_group(concat!($prefix, "_get"));
             g.bench_function("layer", |b| {
@@ -442,17 +442,17 @@ macro_rules! backend_benches {
     }};
 }
 
-/// The PostgreSQL connection inside a pooled connection.
-fn pg_inner(conn: &mut Conn) -> &mut diesel::PgConnection {
-    match &mut **conn {
+/// The PostgreSQL connection inside the layer's connection.
+fn pg_inner(conn: &mut DbConnection) -> &mut diesel::PgConnection {
+    match conn {
         DbConnection::Postgres(pg) => pg,
         other => panic!("expected PostgreSQL, got {other:?}"),
     }
 }
 
-/// The SQLite connection inside a pooled connection.
-fn sqlite_inner(conn: &mut Conn) -> &mut diesel::SqliteConnection {
-    match &mut **conn {
+/// The SQLite connection inside the layer's connection.
+fn sqlite_inner(conn: &mut DbConnection) -> &mut diesel::SqliteConnection {
+    match conn {
         DbConnection::Sqlite(lite) => lite,
         other => panic!("expected SQLite, got {other:?}"),
     }

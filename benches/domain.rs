@@ -24,6 +24,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Bencher, Criterion};
+use diesel::prelude::*;
 use support::{RawNewTask, Rng, raw_pg_ops, raw_sqlite_ops};
 use taskstore::models::{NewTask, PageRequest, TaskFilter, TaskId, TaskSort, UserId};
 use taskstore::{Conn, Database, DbConnection};
@@ -490,8 +491,46 @@ fn postgres(c: &mut Criterion, rec: &Recorder) {
         raw_pg_ops,
         pg_inner
     );
+    prepared_plans(&f.db);
     drop(raw);
     drop(f);
+}
+
+#[derive(QueryableByName)]
+struct PreparedPlans {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    generic_plans: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    custom_plans: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    statement: String,
+}
+
+/// How PostgreSQL planned the layer's cached listing statements on the pooled connection the
+/// benchmarks used: a statement that keeps getting custom plans is planned on every execution.
+fn prepared_plans(db: &Database) {
+    let rows: Vec<PreparedPlans> = db
+        .run(|c| {
+            Ok(diesel::sql_query(
+                "SELECT generic_plans, custom_plans, statement FROM pg_prepared_statements \
+                 WHERE statement LIKE '%ORDER BY%' ORDER BY statement",
+            )
+            .load(c)?)
+        })
+        .expect("pg_prepared_statements");
+    for r in rows {
+        let shape = if r.statement.contains(") < (") {
+            "keyset page after a cursor"
+        } else if r.statement.contains("\"priority\" >=") {
+            "filtered page"
+        } else {
+            "first page"
+        };
+        eprintln!(
+            "[pg] prepared {shape}: generic plans {}, custom plans {}",
+            r.generic_plans, r.custom_plans
+        );
+    }
 }
 
 fn sqlite(c: &mut Criterion, rec: &Recorder) {

@@ -14,7 +14,12 @@
 //! dedicated connection with the same SQL (`support::raw_*_ops`).
 //!
 //! Besides Criterion's own report, the run ends with a table of medians and the ratios SPEC §9
-//! sets targets for, computed from this run's samples only.
+//! sets targets for, computed from this run's samples only: each comparison is measured again
+//! in alternating blocks (`Recorder::paired`), with this thread and the PostgreSQL backends of
+//! its connections pinned to one core (`support::bench_cpu`), and an A/A control (two
+//! identical raw connections) shows what noise alone does to a ratio. Environment:
+//! `TASKSTORE_BENCH_PG_URL`, `TASKSTORE_BENCH_CPU` (a core, or `none`),
+//! `TASKSTORE_BENCH_KEEP_DB` (keep the PostgreSQL database for looking at plans).
 
 mod support;
 

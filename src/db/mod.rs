@@ -16,9 +16,15 @@
 //!   are retried with the `retry` crate — exponential backoff with jitter, at most
 //!   `DATABASE_RETRY_ATTEMPTS` times, each delay clipped to what is left of the one deadline.
 //!   Permanent ones (authentication, unknown database, malformed URL) fail at once.
-//! - A disconnect-class error evicts every idle connection of the pool (a generation counter):
-//!   after a restart they are all dead, and handing them out one by one would fail one caller
-//!   each.
+//! - Every checkout of a PostgreSQL connection polls its socket without blocking (no round
+//!   trip): after a restart, a failover or `pg_terminate_backend` the server's goodbye and FIN
+//!   are already there, so the connection is discarded instead of failing its caller.
+//! - A disconnect-class error, or a connection found closed, evicts every idle connection of
+//!   the pool (a generation counter): after a restart they are all dead, and handing them out
+//!   one by one would fail one caller each.
+//! - At the deadline, `PoolTimeout` means every connection is open and checked out; any other
+//!   wait (a connect that did not complete, a liveness check that timed out, connect errors)
+//!   is `Unavailable`.
 
 mod connection;
 mod health;

@@ -119,7 +119,6 @@ impl Database {
     /// attempt), checks the pool against the server's `max_connections`, and applies pending
     /// migrations when `DATABASE_MIGRATE_ON_STARTUP` is true.
     pub fn connect(config: &Config) -> Result<Self> {
-        let primary = PoolHandle::build(&config.database_url, config)?;
         let anchor = if config.database_url.is_memory() {
             let shared = Arc::new(Shared::new());
             let manager = Manager::new(&config.database_url, &config.pool, &config.session, shared);
@@ -131,7 +130,11 @@ impl Database {
         } else {
             None
         };
-        primary.wait_until_ready(config)?;
+        // Probe before building the pool: r2d2 would otherwise start its own connection attempts
+        // in parallel with the probe's, doubling the load (and the log lines) on a database that
+        // is still starting.
+        PoolHandle::wait_until_ready(&config.database_url, config)?;
+        let primary = PoolHandle::build(&config.database_url, config)?;
         let replicas = config
             .replica_urls
             .iter()
@@ -333,26 +336,21 @@ impl PoolHandle {
     }
 
     /// Start-up: wait for the database, logging each attempt, failing fast on permanent errors.
-    fn wait_until_ready(&self, config: &Config) -> Result<()> {
+    fn wait_until_ready(url: &DatabaseUrl, config: &Config) -> Result<()> {
         let start = Instant::now();
         let deadline = start + config.pool.startup_wait;
-        let manager = Manager::new(
-            &self.url,
-            &config.pool,
-            &config.session,
-            Arc::new(Shared::new()),
-        );
+        let manager = Manager::new(url, &config.pool, &config.session, Arc::new(Shared::new()));
         let mut delay = config.pool.retry_base_delay.max(Duration::from_millis(10));
         for attempt in 1u32.. {
             match manager.open() {
                 Ok(_) => {
                     if attempt > 1 {
-                        tracing::info!(attempt, waited_ms = start.elapsed().as_millis() as u64, url = %self.url, "database is ready");
+                        tracing::info!(attempt, waited_ms = start.elapsed().as_millis() as u64, url = %url, "database is ready");
                     }
                     return Ok(());
                 }
                 Err(e) if !e.kind.is_transient() => {
-                    tracing::error!(attempt, kind = %e.kind, error = %e.message, url = %self.url, "database refused the connection");
+                    tracing::error!(attempt, kind = %e.kind, error = %e.message, url = %url, "database refused the connection");
                     return Err(Error::Unavailable {
                         kind: e.kind,
                         message: e.message,
@@ -370,7 +368,7 @@ impl PoolHandle {
                             ),
                         });
                     }
-                    tracing::info!(attempt, kind = %e.kind, error = %e.message, retry_in_ms = delay.as_millis() as u64, url = %self.url, "waiting for the database");
+                    tracing::info!(attempt, kind = %e.kind, error = %e.message, retry_in_ms = delay.as_millis() as u64, url = %url, "waiting for the database");
                     std::thread::sleep(delay.min(remaining));
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }

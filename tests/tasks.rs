@@ -616,6 +616,7 @@ backend_tests! {
         let fresh = TaskImport { title: "new".into(), ..TaskImport::default() };
         let err = db.tasks().import(other, &[fresh.clone(), export[5].clone()]).unwrap_err();
         assert!(matches!(err, Error::Conflict { .. }), "an id of another user's task is taken too: {err:?}");
+        assert!(err.to_string().contains("row 2 of the import"), "the conflict names the row: {err}");
         assert_eq!(total(db, other), 0);
         let n = db.tasks().import(other, &[fresh.clone(), fresh.clone()]).unwrap();
         assert_eq!(n, 2, "rows without ids get new ones");
@@ -651,6 +652,22 @@ backend_tests! {
         let read = db.tasks().get(other, one.id.unwrap()).unwrap();
         assert_eq!(read.created_at.timestamp_subsec_nanos(), 123_456_000);
         assert_eq!(read.updated_at, read.created_at);
+    }
+
+    fn an_import_conflict_past_the_first_statement_names_its_row_and_writes_nothing(db: &TestDb) {
+        // More rows than one multi-row INSERT takes on SQLite (3 276): the taken id is met by a
+        // later statement, after earlier ones of the same import went in.
+        let owner = factories::user(db).id;
+        let existing = factories::task(db, owner, "already here");
+        let other = factories::user(db).id;
+        let mut rows: Vec<TaskImport> = (0..5_000)
+            .map(|i| TaskImport { id: Some(TaskId::new_v7()), title: format!("row {}", i + 1), ..TaskImport::default() })
+            .collect();
+        rows[4_499].id = Some(existing.id);
+        let err = db.tasks().import(other, &rows).unwrap_err();
+        assert!(matches!(&err, Error::Conflict { constraint, .. } if constraint == "tasks.id"), "{err:?}");
+        assert!(err.to_string().contains("row 4500 of the import"), "{err}");
+        assert_eq!(total(db, other), 0);
     }
 
     fn the_database_refuses_what_the_layer_would(db: &TestDb) {

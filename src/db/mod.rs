@@ -42,6 +42,7 @@ use diesel::prelude::*;
 use rand::Rng;
 use retry::OperationResult;
 
+pub(crate) use connection::on_backend;
 pub use connection::{DbConnection, MultiBackend};
 pub use health::Health;
 pub use manager::ConnectError;

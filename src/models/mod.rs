@@ -127,6 +127,27 @@ macro_rules! delegate_sql {
                 .map(Self)
             }
         }
+
+        // Queries run on the backend's own connection (`crate::db::on_backend`) read these too.
+        impl diesel::deserialize::FromSql<$sql, diesel::pg::Pg> for $name {
+            fn from_sql(
+                bytes: <diesel::pg::Pg as diesel::backend::Backend>::RawValue<'_>,
+            ) -> diesel::deserialize::Result<Self> {
+                <$inner as diesel::deserialize::FromSql<$sql, diesel::pg::Pg>>::from_sql(bytes)
+                    .map(Self)
+            }
+        }
+
+        impl diesel::deserialize::FromSql<$sql, diesel::sqlite::Sqlite> for $name {
+            fn from_sql(
+                bytes: <diesel::sqlite::Sqlite as diesel::backend::Backend>::RawValue<'_>,
+            ) -> diesel::deserialize::Result<Self> {
+                <$inner as diesel::deserialize::FromSql<$sql, diesel::sqlite::Sqlite>>::from_sql(
+                    bytes,
+                )
+                .map(Self)
+            }
+        }
     };
 }
 pub(crate) use delegate_sql;

@@ -1,0 +1,1 @@
+SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."completed", "tasks"."priority", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", "tasks"."completed_at" FROM "tasks" WHERE (("tasks"."id" = :id) AND ("tasks"."user_id" = :owner)) LIMIT :limit

@@ -20,7 +20,8 @@
 //! The machine this runs on is shared (other builds compete for its two cores), and a load
 //! that drifts between one case and the next made sequential figures differ by 50 % for the
 //! same code. Every case is therefore measured *paired*: in alternating blocks with raw Diesel
-//! on the same data, and the ratio is the median over samples of case time / raw time.
+//! on the same data, and the ratio is the median over samples of case time / raw time. The
+//! bench and the server processes of its connections are pinned to one CPU (see [`CPU`]).
 //!
 //! Run: `cargo bench --bench checkout`; the last lines printed are a markdown table of medians
 //! and ratios.
@@ -115,13 +116,59 @@ fn pg_setup() -> String {
     url
 }
 
+/// A taskstore database with a one-connection pool (the bench is single-threaded; one
+/// connection means one known server process to pin, see [`pin_backends`]).
 fn taskstore_db(url: &str) -> Database {
     let config = Config::from_vars([
         ("DATABASE_URL", url),
         ("DATABASE_MIGRATE_ON_STARTUP", "false"),
+        ("DATABASE_POOL_MAX_SIZE", "1"),
+        ("DATABASE_POOL_MIN_IDLE", "1"),
     ])
     .expect("bench configuration");
-    Database::connect(&config).expect("taskstore database")
+    let db = Database::connect(&config).expect("taskstore database");
+    drop(db.conn().expect("warm the pool"));
+    db
+}
+
+/// The CPU the bench and the server processes serving its connections run on.
+///
+/// On this 2-vCPU virtual machine a query whose client and server process sit on different
+/// vCPUs pays a cross-CPU wake-up, tens of microseconds when the other vCPU was idle: in
+/// unpinned runs one connection of a pair took 23 µs per query and the other 65 µs, which
+/// one depending only on where the scheduler had put its server process. Pinning both ends
+/// to one CPU measures every case with the same hand-off.
+const CPU: usize = 0;
+
+fn pin(pid: libc::pid_t) {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it;
+    // sched_setaffinity reads `size` bytes of it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(CPU, &mut set);
+        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+#[derive(QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+/// Pins the server processes of every open connection to the bench database (they are the
+/// bench's own and end with its connections) to [`CPU`].
+fn pin_backends() {
+    let mut admin = PgConnection::establish(&pg_admin_url()).expect("admin connection");
+    let pids: Vec<Pid> = diesel::sql_query(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind::<diesel::sql_types::Text, _>(BENCH_DB)
+    .load(&mut admin)
+    .expect("server processes of the bench database");
+    for Pid { pid } in pids {
+        pin(pid);
+    }
 }
 
 fn next_id(i: &mut i32) -> i32 {
@@ -225,12 +272,14 @@ fn postgres(c: &mut Criterion, results: &mut Vec<Paired>) {
     let mut g = c.benchmark_group("postgres");
 
     let mut raw = PgConnection::establish(&url).expect("raw connection");
+    pin_backends();
     let (mut i, mut j) = (0, 0);
     g.bench_function("raw_diesel", |b| {
         b.iter(|| black_box(point_query!(&mut raw, next_id(&mut i))))
     });
 
     let db = taskstore_db(&url);
+    pin_backends();
     let mut out = Paired::new("postgres/taskstore");
     g.bench_function("taskstore", |b| {
         paired(
@@ -272,6 +321,7 @@ fn postgres(c: &mut Criterion, results: &mut Vec<Paired>) {
     // The query alone through `DbConnection` on a connection held for the whole case: what
     // Diesel's `MultiConnection` dispatch costs, apart from the checkout.
     let db = taskstore_db(&url);
+    pin_backends();
     let mut held = db.conn().expect("checkout");
     let mut out = Paired::new("postgres/db_connection_held");
     g.bench_function("db_connection_held", |b| {
@@ -294,10 +344,11 @@ fn postgres(c: &mut Criterion, results: &mut Vec<Paired>) {
     // layer's bookkeeping (deadline, liveness poll, stats) costs per call.
     let db = taskstore_db(&url);
     let plain = r2d2::Pool::builder()
-        .max_size(10)
+        .max_size(1)
         .test_on_check_out(false)
         .build(ConnectionManager::<PgConnection>::new(&url))
         .expect("r2d2 pool");
+    pin_backends();
     let mut out = Paired::against("postgres/taskstore_checkout_only", "r2d2 checkout, no test");
     g.bench_function("taskstore_checkout_only", |b| {
         paired(
@@ -312,10 +363,11 @@ fn postgres(c: &mut Criterion, results: &mut Vec<Paired>) {
 
     for (name, test) in [("r2d2_default", true), ("r2d2_no_test", false)] {
         let pool = r2d2::Pool::builder()
-            .max_size(10)
+            .max_size(1)
             .test_on_check_out(test)
             .build(ConnectionManager::<PgConnection>::new(&url))
             .expect("r2d2 pool");
+        pin_backends();
         let mut out = Paired::new(&format!("postgres/{name}"));
         g.bench_function(name, |b| {
             paired(
@@ -437,6 +489,8 @@ impl Paired {
 }
 
 fn main() {
+    // Threads started later (r2d2's, the watchdog) inherit the mask.
+    pin(0);
     let mut c = Criterion::default()
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1))

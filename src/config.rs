@@ -19,7 +19,7 @@
 //! | `DATABASE_STARTUP_WAIT_MS` | 30000 | how long start-up waits for the database |
 //! | `DATABASE_IDLE_TIMEOUT_S` | 600 | close idle connections after |
 //! | `DATABASE_MAX_LIFETIME_S` | 1800 | recycle connections after (each jittered down by up to 5 %) |
-//! | `DATABASE_VALIDATE_IDLE_MS` | 30000 | a connection idle longer than this is checked with a round trip before it is handed out |
+//! | `DATABASE_VALIDATE_IDLE_MS` | 30000 | a connection idle longer than this is checked with a round trip before it is handed out (every checkout polls the socket without a round trip, so connections the server closed are never handed out) |
 //! | `DATABASE_STATEMENT_TIMEOUT_MS` | 30000 | per statement (PostgreSQL) |
 //! | `DATABASE_LOCK_TIMEOUT_MS` | 10000 | waiting for a lock (PostgreSQL) |
 //! | `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS` | 60000 | server kills idle transactions (PostgreSQL) |

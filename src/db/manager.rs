@@ -161,7 +161,7 @@ impl Manager {
         };
         result.map_err(|e| {
             // libpq ends its messages with a newline; the error's Display adds advice after it.
-            let message = scrub(e.to_string().trim_end());
+            let message = scrub(&one_line(&e.to_string()));
             ConnectError {
                 kind: ConnectFailure::classify(&message),
                 message,
@@ -174,7 +174,7 @@ impl Manager {
     /// `RESET ALL` returns to. SQLite gets its pragmas, one statement each.
     fn customize(&self, conn: &mut DbConnection) -> Result<Option<RawFd>, ConnectError> {
         let fail = |e: diesel::result::Error| {
-            let message = scrub(e.to_string().trim_end());
+            let message = scrub(&one_line(&e.to_string()));
             ConnectError {
                 kind: ConnectFailure::classify(&message),
                 message,
@@ -341,6 +341,12 @@ fn libpq_params(pool: &PoolConfig, session: &SessionConfig) -> Vec<(&'static str
     ]
 }
 
+/// libpq's messages span lines ("...failed: Connection refused\n\tIs the server running...");
+/// error text reads better, and logs stay one event per line, with the lines joined.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Counts a connection attempt as running for as long as it lives.
 struct InFlight<'a>(&'a Shared);
 
@@ -386,7 +392,9 @@ impl r2d2::ManageConnection for Manager {
             }
             Err(err) => {
                 self.shared.record_failure(&err);
-                tracing::warn!(kind = %err.kind, error = %err.message, "database connection attempt failed");
+                // Debug, not warn: r2d2 retries in the background and every caller that gives up
+                // logs the failure itself (and start-up logs each of its attempts).
+                tracing::debug!(kind = %err.kind, error = %err.message, "database connection attempt failed");
                 Err(err)
             }
         }

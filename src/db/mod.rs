@@ -16,9 +16,15 @@
 //!   are retried with the `retry` crate — exponential backoff with jitter, at most
 //!   `DATABASE_RETRY_ATTEMPTS` times, each delay clipped to what is left of the one deadline.
 //!   Permanent ones (authentication, unknown database, malformed URL) fail at once.
-//! - A disconnect-class error evicts every idle connection of the pool (a generation counter):
-//!   after a restart they are all dead, and handing them out one by one would fail one caller
-//!   each.
+//! - Every checkout of a PostgreSQL connection polls its socket without blocking (no round
+//!   trip): after a restart, a failover or `pg_terminate_backend` the server's goodbye and FIN
+//!   are already there, so the connection is discarded instead of failing its caller.
+//! - A disconnect-class error, or a connection found closed, evicts every idle connection of
+//!   the pool (a generation counter): after a restart they are all dead, and handing them out
+//!   one by one would fail one caller each.
+//! - At the deadline, `PoolTimeout` means every connection is open and checked out; any other
+//!   wait (a connect that did not complete, a liveness check that timed out, connect errors)
+//!   is `Unavailable`.
 
 mod connection;
 mod health;
@@ -114,7 +120,6 @@ impl Database {
     /// attempt), checks the pool against the server's `max_connections`, and applies pending
     /// migrations when `DATABASE_MIGRATE_ON_STARTUP` is true.
     pub fn connect(config: &Config) -> Result<Self> {
-        let primary = PoolHandle::build(&config.database_url, config)?;
         let anchor = if config.database_url.is_memory() {
             let shared = Arc::new(Shared::new());
             let manager = Manager::new(&config.database_url, &config.pool, &config.session, shared);
@@ -126,7 +131,11 @@ impl Database {
         } else {
             None
         };
-        primary.wait_until_ready(config)?;
+        // Probe before building the pool: r2d2 would otherwise start its own connection attempts
+        // in parallel with the probe's, doubling the load (and the log lines) on a database that
+        // is still starting.
+        PoolHandle::wait_until_ready(&config.database_url, config)?;
+        let primary = PoolHandle::build(&config.database_url, config)?;
         let replicas = config
             .replica_urls
             .iter()
@@ -328,26 +337,21 @@ impl PoolHandle {
     }
 
     /// Start-up: wait for the database, logging each attempt, failing fast on permanent errors.
-    fn wait_until_ready(&self, config: &Config) -> Result<()> {
+    fn wait_until_ready(url: &DatabaseUrl, config: &Config) -> Result<()> {
         let start = Instant::now();
         let deadline = start + config.pool.startup_wait;
-        let manager = Manager::new(
-            &self.url,
-            &config.pool,
-            &config.session,
-            Arc::new(Shared::new()),
-        );
+        let manager = Manager::new(url, &config.pool, &config.session, Arc::new(Shared::new()));
         let mut delay = config.pool.retry_base_delay.max(Duration::from_millis(10));
         for attempt in 1u32.. {
             match manager.open() {
                 Ok(_) => {
                     if attempt > 1 {
-                        tracing::info!(attempt, waited_ms = start.elapsed().as_millis() as u64, url = %self.url, "database is ready");
+                        tracing::info!(attempt, waited_ms = start.elapsed().as_millis() as u64, url = %url, "database is ready");
                     }
                     return Ok(());
                 }
                 Err(e) if !e.kind.is_transient() => {
-                    tracing::error!(attempt, kind = %e.kind, error = %e.message, url = %self.url, "database refused the connection");
+                    tracing::error!(attempt, kind = %e.kind, error = %e.message, url = %url, "database refused the connection");
                     return Err(Error::Unavailable {
                         kind: e.kind,
                         message: e.message,
@@ -365,7 +369,7 @@ impl PoolHandle {
                             ),
                         });
                     }
-                    tracing::info!(attempt, kind = %e.kind, error = %e.message, retry_in_ms = delay.as_millis() as u64, url = %self.url, "waiting for the database");
+                    tracing::info!(attempt, kind = %e.kind, error = %e.message, retry_in_ms = delay.as_millis() as u64, url = %url, "waiting for the database");
                     std::thread::sleep(delay.min(remaining));
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }

@@ -16,6 +16,12 @@ use clap::Parser;
 use cli::Cli;
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`taskstore task export | head`) like other Unix tools,
+    // instead of panicking on the failed write.
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_tracing();
     let json = cli.json;

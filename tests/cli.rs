@@ -557,6 +557,15 @@ fn exit_codes_for_configuration_and_unavailability() {
     );
 }
 
+/// Everything the binary printed, stdout then stderr.
+fn both_streams(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Every failure the binary can meet with a password-bearing URL: nothing prints the password.
 #[test]
 fn no_command_prints_the_password() {
@@ -591,11 +600,7 @@ fn no_command_prints_the_password() {
                     c.env("TASKSTORE_ENV", "production");
                 }
                 let out = c.output().unwrap();
-                let all = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                let all = both_streams(&out);
                 assert!(
                     !all.contains(PW),
                     "{args:?} with {url:?} printed the password:\n{all}"
@@ -608,11 +613,7 @@ fn no_command_prints_the_password() {
             .env("DATABASE_STARTUP_WAIT_MS", "200")
             .output()
             .unwrap();
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let all = both_streams(&out);
         assert!(
             !all.contains(PW),
             "--database-url {url:?} printed the password:\n{all}"
@@ -624,10 +625,6 @@ fn no_command_prints_the_password() {
         .env("DATABASE_PASSWORD", PW)
         .output()
         .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = both_streams(&out);
     assert!(out.status.success() && !all.contains(PW), "{all}");
 }

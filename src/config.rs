@@ -453,6 +453,7 @@ impl fmt::Display for Source {
 
 /// Pool sizing, deadlines and retries.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PoolConfig {
     /// `DATABASE_POOL_MAX_SIZE`.
     pub max_size: u32,
@@ -482,6 +483,7 @@ pub struct PoolConfig {
 
 /// Per-session settings applied to every new connection.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SessionConfig {
     /// `DATABASE_STATEMENT_TIMEOUT_MS` (0 = none).
     pub statement_timeout: Duration,
@@ -500,31 +502,31 @@ pub struct SessionConfig {
 ///
 /// ```
 /// let config = taskstore::Config::from_vars([("DATABASE_URL", "sqlite::memory:")]).unwrap();
-/// assert_eq!(config.database_url.backend(), taskstore::BackendKind::Sqlite);
-/// assert_eq!(config.pool.max_size, taskstore::config::DEFAULT_POOL_MAX_SIZE);
+/// assert_eq!(config.database_url().backend(), taskstore::BackendKind::Sqlite);
+/// assert_eq!(config.pool().max_size, taskstore::config::DEFAULT_POOL_MAX_SIZE);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `TASKSTORE_ENV`.
-    pub environment: Environment,
+    environment: Environment,
     /// `DATABASE_URL` (with `DATABASE_PASSWORD` merged in).
-    pub database_url: DatabaseUrl,
+    database_url: DatabaseUrl,
     /// `DATABASE_MIGRATION_URL`.
-    pub migration_url: Option<DatabaseUrl>,
+    migration_url: Option<DatabaseUrl>,
     /// `DATABASE_REPLICA_URLS`.
-    pub replica_urls: Vec<DatabaseUrl>,
+    replica_urls: Vec<DatabaseUrl>,
     /// Pool settings.
-    pub pool: PoolConfig,
+    pool: PoolConfig,
     /// Session settings.
-    pub session: SessionConfig,
+    session: SessionConfig,
     /// `DATABASE_TX_RETRY_ATTEMPTS`.
-    pub tx_retry_attempts: u32,
+    tx_retry_attempts: u32,
     /// `DATABASE_MIGRATE_ON_STARTUP`.
-    pub migrate_on_startup: bool,
+    migrate_on_startup: bool,
     /// `DATABASE_REQUIRE_TLS`.
-    pub require_tls: TlsRequirement,
+    require_tls: TlsRequirement,
     /// `TASKSTORE_LOG`.
-    pub log_filter: String,
+    log_filter: String,
     sources: BTreeMap<&'static str, Source>,
 }
 
@@ -634,6 +636,64 @@ impl Vars {
 }
 
 impl Config {
+    /// `TASKSTORE_ENV`.
+    pub fn environment(&self) -> Environment {
+        self.environment
+    }
+
+    /// `DATABASE_URL` (with `DATABASE_PASSWORD` merged in).
+    pub fn database_url(&self) -> &DatabaseUrl {
+        &self.database_url
+    }
+
+    /// `DATABASE_MIGRATION_URL`, when set.
+    pub fn migration_url(&self) -> Option<&DatabaseUrl> {
+        self.migration_url.as_ref()
+    }
+
+    /// `DATABASE_REPLICA_URLS`.
+    pub fn replica_urls(&self) -> &[DatabaseUrl] {
+        &self.replica_urls
+    }
+
+    /// Pool sizing, deadlines and retries.
+    pub fn pool(&self) -> &PoolConfig {
+        &self.pool
+    }
+
+    /// Per-session settings applied to every new connection.
+    pub fn session(&self) -> &SessionConfig {
+        &self.session
+    }
+
+    /// `DATABASE_TX_RETRY_ATTEMPTS`.
+    pub fn tx_retry_attempts(&self) -> u32 {
+        self.tx_retry_attempts
+    }
+
+    /// `DATABASE_MIGRATE_ON_STARTUP`.
+    pub fn migrate_on_startup(&self) -> bool {
+        self.migrate_on_startup
+    }
+
+    /// `DATABASE_REQUIRE_TLS`.
+    pub fn require_tls(&self) -> TlsRequirement {
+        self.require_tls
+    }
+
+    /// `TASKSTORE_LOG`.
+    pub fn log_filter(&self) -> &str {
+        &self.log_filter
+    }
+
+    /// The same configuration with `DATABASE_MIGRATE_ON_STARTUP` replaced: `false` for tools that
+    /// only inspect the schema (`taskstore migrate status`), `true` to force start-up migration.
+    #[must_use]
+    pub fn with_migrate_on_startup(mut self, migrate: bool) -> Self {
+        self.migrate_on_startup = migrate;
+        self
+    }
+
     /// Reads the process environment, layered over `.env` and `.env.<TASKSTORE_ENV>` in the
     /// current directory.
     pub fn from_env() -> Result<Self> {

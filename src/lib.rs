@@ -19,6 +19,7 @@
 //! (secret scrubbing), [`models`] (users, tasks, typed ids, validation) and [`repo`] (the user
 //! and task operations, written once for both backends).
 
+mod backoff;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -28,8 +28,8 @@
 //! # fn main() -> Result<(), taskstore::Error> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let url = format!("sqlite://{}", dir.path().join("doc.db").display());
-//! let mut config = taskstore::Config::from_vars([("DATABASE_URL", url.as_str())])?;
-//! config.migrate_on_startup = false; // what `taskstore migrate status` does
+//! let config = taskstore::Config::from_vars([("DATABASE_URL", url.as_str())])?
+//!     .with_migrate_on_startup(false); // what `taskstore migrate status` does
 //! let db = taskstore::Database::connect(&config)?;
 //! let before = taskstore::migrate::status(&db)?;
 //! assert!(before.applied.is_empty() && !before.pending.is_empty());
@@ -311,11 +311,11 @@ pub(crate) fn run_on_startup(db: &Database) -> Result<()> {
 
 fn open(db: &Database) -> Result<DbConnection> {
     let config = db.config();
-    if config.migration_url.is_none()
-        && config.database_url.backend() == BackendKind::Postgres
-        && (!config.session.prepared_statements
+    if config.migration_url().is_none()
+        && config.database_url().backend() == BackendKind::Postgres
+        && (!config.session().prepared_statements
             || config
-                .database_url
+                .database_url()
                 .host()
                 .is_some_and(|h| h.contains("-pooler")))
     {
@@ -334,7 +334,7 @@ fn locked<T>(db: &Database, f: impl FnOnce(&mut DbConnection, &[Known]) -> Resul
     let known = known(conn.backend())?;
     match &mut conn {
         DbConnection::Postgres(pg) => {
-            lock_postgres(pg, db.config().pool.startup_wait)?;
+            lock_postgres(pg, db.config().pool().startup_wait)?;
             let result = setup(&mut conn).and_then(|()| f(&mut conn, &known));
             if let DbConnection::Postgres(pg) = &mut conn {
                 // Closing the connection would release it too; say so explicitly when we can.

@@ -37,7 +37,7 @@
 //! A serialization failure (SQLSTATE 40001) or deadlock (40P01) — from a statement in the
 //! closure or from `COMMIT` — rolls back and re-runs **the whole closure** on a fresh
 //! transaction, up to [`TxOptions::retry_attempts`] times (default `DATABASE_TX_RETRY_ATTEMPTS`)
-//! with exponential backoff and full jitter starting at `DATABASE_RETRY_BASE_DELAY_MS`. A single
+//! with the crate's backoff (exponential, equal jitter; see `backoff`) starting at `DATABASE_RETRY_BASE_DELAY_MS`. A single
 //! statement is never retried inside a transaction: after a conflict the transaction's earlier
 //! reads are stale, so only re-running everything is correct. Because the closure may run more
 //! than once, **it must not have side effects outside the database** (sending mail, pushing to
@@ -87,8 +87,8 @@ use diesel::connection::{
 };
 use diesel::r2d2::R2D2Connection;
 use diesel::result::Error as DieselError;
-use rand::Rng;
 
+use crate::backoff::Backoff;
 use crate::db::{Conn, Database, DbConnection};
 use crate::error::{DbErrorKind, Error};
 
@@ -160,7 +160,7 @@ impl TxOptions {
         self
     }
 
-    /// Sets the first backoff delay (doubled on each re-run, at most 1 s, fully jittered).
+    /// Sets the first backoff delay (doubled on each re-run, at most 1 s, jittered: see `backoff`).
     pub fn retry_base_delay(mut self, delay: Duration) -> Self {
         self.retry_base_delay = Some(delay);
         self
@@ -302,11 +302,12 @@ impl Database {
     {
         let max_reruns = opts
             .retry_attempts
-            .unwrap_or(self.config().tx_retry_attempts);
+            .unwrap_or(self.config().tx_retry_attempts());
         let base = opts
             .retry_base_delay
-            .unwrap_or(self.config().pool.retry_base_delay);
+            .unwrap_or(self.config().pool().retry_base_delay);
         let start = Instant::now();
+        let mut delays = Backoff::new(base, MAX_RETRY_DELAY);
         let mut run = 0u32;
         loop {
             run += 1;
@@ -329,7 +330,7 @@ impl Database {
                 }
                 return Err(failure.error);
             }
-            let delay = backoff(base, run);
+            let delay = delays.next().unwrap_or(MAX_RETRY_DELAY);
             let c = self.counters();
             c.incr(&c.tx_retried, "taskstore_tx_retries_total");
             tracing::debug!(
@@ -552,28 +553,9 @@ fn statement_failed_in_transaction(conn: &mut DbConnection) -> bool {
     format!("{status:?}").contains("requires_rollback_maybe_up_to_top_level: true")
 }
 
-/// Exponential backoff with full jitter: uniform in `0..=base·2^(run-1)`, capped.
-fn backoff(base: Duration, run: u32) -> Duration {
-    let factor = 1u32 << run.saturating_sub(1).min(16);
-    let ceiling = base.saturating_mul(factor).min(MAX_RETRY_DELAY);
-    ceiling.mul_f64(rand::rng().random_range(0.0..=1.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let base = Duration::from_millis(50);
-        for run in 1..=20 {
-            let d = backoff(base, run);
-            let ceiling = base
-                .saturating_mul(1 << (run - 1).min(16))
-                .min(MAX_RETRY_DELAY);
-            assert!(d <= ceiling, "run {run}: {d:?} > {ceiling:?}");
-        }
-    }
 
     #[test]
     fn only_conflicts_are_retryable() {

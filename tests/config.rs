@@ -20,12 +20,12 @@ fn dotenv_files_are_layered_by_environment_and_sources_are_recorded() {
     )
     .unwrap();
     let c = Config::from_env_in(dir.path()).unwrap();
-    assert_eq!(c.pool.max_size, 8);
+    assert_eq!(c.pool().max_size, 8);
     assert_eq!(
         c.source_of("DATABASE_POOL_MAX_SIZE"),
         Source::DotEnv(".env.test".into())
     );
-    assert_eq!(c.pool.leak_threshold, Some(Duration::from_millis(1234)));
+    assert_eq!(c.pool().leak_threshold, Some(Duration::from_millis(1234)));
     assert_eq!(
         c.source_of("DATABASE_LEAK_THRESHOLD_MS"),
         Source::DotEnv(".env".into())
@@ -58,9 +58,9 @@ fn password_and_url_can_come_from_files() {
         ("DATABASE_PASSWORD_FILE", pw.to_str().unwrap()),
     ])
     .unwrap();
-    assert_eq!(c.database_url.backend(), BackendKind::Postgres);
+    assert_eq!(c.database_url().backend(), BackendKind::Postgres);
     assert_eq!(
-        c.database_url.redacted(),
+        c.database_url().redacted(),
         "postgres://app:***@db.internal:5432/tasks"
     );
     let shown = format!("{c} {c:?}");
@@ -133,5 +133,5 @@ fn replica_and_migration_urls_must_match_the_backend() {
         ),
     ])
     .unwrap();
-    assert_eq!(c.replica_urls.len(), 2);
+    assert_eq!(c.replica_urls().len(), 2);
 }

@@ -131,8 +131,7 @@ fn changed_migration_is_refused(backend: Backend) {
     .unwrap();
     let status = migrate::status(&db).unwrap();
     assert_eq!(status.changed.len(), status.applied.len(), "{status:?}");
-    let mut config = db.config().clone();
-    config.migrate_on_startup = true;
+    let config = db.config().clone().with_migrate_on_startup(true);
     let err = Database::connect(&config).map(|_| ()).unwrap_err();
     assert!(matches!(err, Error::Migration { .. }), "{err:?}");
     assert!(err.to_string().contains("changed since they ran"), "{err}");
@@ -151,8 +150,7 @@ fn unknown_migration_is_refused(backend: Backend) {
     let status = migrate::status(&db).unwrap();
     assert_eq!(status.unknown, ["20991231000000"]);
     assert!(!status.is_current());
-    let mut config = db.config().clone();
-    config.migrate_on_startup = true;
+    let config = db.config().clone().with_migrate_on_startup(true);
     let err = Database::connect(&config).map(|_| ()).unwrap_err();
     assert!(matches!(err, Error::Migration { .. }), "{err:?}");
     let text = err.to_string();
@@ -377,8 +375,9 @@ fn postgres_eight_processes_start_at_once_and_apply_each_migration_once() {
     };
     let checksums = count(&mut conn, "taskstore_migration_checksums");
     let embedded = {
-        let mut config = Config::from_vars([("DATABASE_URL", pg.url.as_str())]).unwrap();
-        config.migrate_on_startup = false;
+        let config = Config::from_vars([("DATABASE_URL", pg.url.as_str())])
+            .unwrap()
+            .with_migrate_on_startup(false);
         let db = Database::connect(&config).unwrap();
         let status = migrate::status(&db).unwrap();
         assert!(status.is_current(), "{status:?}");

@@ -135,8 +135,8 @@ fn exercise(case: &Case, panics: &Capture) -> (Vec<String>, Outcome) {
         Ok(c) => {
             out.push(format!("{c}"));
             out.push(format!("{c:?}"));
-            out.push(format!("{}", c.database_url));
-            out.push(format!("{:?}", c.database_url));
+            out.push(format!("{}", c.database_url()));
+            out.push(format!("{:?}", c.database_url()));
             out.push(format!("{:?}", c.effective()));
             out.push(panic_text(
                 || config.as_ref().expect_err("config unexpectedly valid"),

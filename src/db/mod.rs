@@ -49,6 +49,7 @@ pub use manager::ConnectError;
 use manager::{Manager, SessionReset, Shared};
 pub use stats::{LatencySummary, Stats};
 
+use crate::backoff::Backoff;
 use crate::config::{BackendKind, Config, DatabaseUrl};
 use crate::error::{ConnectFailure, Error, PoolState, Result};
 
@@ -120,9 +121,14 @@ impl Database {
     /// attempt), checks the pool against the server's `max_connections`, and applies pending
     /// migrations when `DATABASE_MIGRATE_ON_STARTUP` is true.
     pub fn connect(config: &Config) -> Result<Self> {
-        let anchor = if config.database_url.is_memory() {
+        let anchor = if config.database_url().is_memory() {
             let shared = Arc::new(Shared::new());
-            let manager = Manager::new(&config.database_url, &config.pool, &config.session, shared);
+            let manager = Manager::new(
+                config.database_url(),
+                config.pool(),
+                config.session(),
+                shared,
+            );
             let conn = manager.open().map_err(|e| Error::Unavailable {
                 kind: e.kind,
                 message: e.message,
@@ -134,10 +140,10 @@ impl Database {
         // Probe before building the pool: r2d2 would otherwise start its own connection attempts
         // in parallel with the probe's, doubling the load (and the log lines) on a database that
         // is still starting.
-        PoolHandle::wait_until_ready(&config.database_url, config)?;
-        let primary = PoolHandle::build(&config.database_url, config)?;
+        PoolHandle::wait_until_ready(config.database_url(), config)?;
+        let primary = PoolHandle::build(config.database_url(), config)?;
         let replicas = config
-            .replica_urls
+            .replica_urls()
             .iter()
             .map(|u| PoolHandle::build(u, config))
             .collect::<Result<Vec<_>>>()?;
@@ -151,7 +157,7 @@ impl Database {
             }),
         };
         db.check_server_capacity();
-        if config.migrate_on_startup {
+        if config.migrate_on_startup() {
             crate::migrate::run_on_startup(&db)?;
         }
         Ok(db)
@@ -252,8 +258,8 @@ impl Database {
         let shared = Arc::new(Shared::new());
         let manager = Manager::new(
             url,
-            &self.inner.config.pool,
-            &self.inner.config.session,
+            self.inner.config.pool(),
+            self.inner.config.session(),
             shared,
         );
         manager
@@ -277,7 +283,7 @@ impl Database {
             .get_result::<String>(conn)?)
         });
         if let Ok(Some(max)) = result.map(|s| s.parse::<u32>().ok()) {
-            let ours = self.inner.config.pool.max_size;
+            let ours = self.inner.config.pool().max_size;
             if ours + 3 > max {
                 tracing::warn!(
                     pool_max_size = ours,
@@ -299,21 +305,21 @@ impl Database {
 impl PoolHandle {
     fn build(url: &DatabaseUrl, config: &Config) -> Result<Self> {
         let shared = Arc::new(Shared::new());
-        let manager = Manager::new(url, &config.pool, &config.session, Arc::clone(&shared));
-        let reset = Arc::new(manager.session_reset(config.pool.acquire_timeout));
+        let manager = Manager::new(url, config.pool(), config.session(), Arc::clone(&shared));
+        let reset = Arc::new(manager.session_reset(config.pool().acquire_timeout));
         let pool = r2d2::Pool::builder()
-            .max_size(config.pool.max_size)
-            .min_idle(Some(config.pool.min_idle))
+            .max_size(config.pool().max_size)
+            .min_idle(Some(config.pool().min_idle))
             .test_on_check_out(false)
-            .connection_timeout(config.pool.acquire_timeout)
-            .idle_timeout(Some(config.pool.idle_timeout))
-            .max_lifetime(Some(config.pool.max_lifetime))
+            .connection_timeout(config.pool().acquire_timeout)
+            .idle_timeout(Some(config.pool().idle_timeout))
+            .max_lifetime(Some(config.pool().max_lifetime))
             .error_handler(Box::new(ErrorSink))
             .build_unchecked(manager);
         Ok(Self {
             pool: Some(pool),
             shared,
-            connect_timeout: config.pool.connect_timeout,
+            connect_timeout: config.pool().connect_timeout,
             url: url.clone(),
             reset,
         })
@@ -339,9 +345,21 @@ impl PoolHandle {
     /// Start-up: wait for the database, logging each attempt, failing fast on permanent errors.
     fn wait_until_ready(url: &DatabaseUrl, config: &Config) -> Result<()> {
         let start = Instant::now();
-        let deadline = start + config.pool.startup_wait;
-        let manager = Manager::new(url, &config.pool, &config.session, Arc::new(Shared::new()));
-        let mut delay = config.pool.retry_base_delay.max(Duration::from_millis(10));
+        let deadline = start + config.pool().startup_wait;
+        let manager = Manager::new(
+            url,
+            config.pool(),
+            config.session(),
+            Arc::new(Shared::new()),
+        );
+        let mut delays = Backoff::new(
+            config
+                .pool()
+                .retry_base_delay
+                .max(Duration::from_millis(10)),
+            Duration::from_secs(2),
+        )
+        .until(deadline);
         for attempt in 1u32.. {
             match manager.open() {
                 Ok(_) => {
@@ -358,8 +376,7 @@ impl PoolHandle {
                     });
                 }
                 Err(e) => {
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    if remaining.is_zero() {
+                    let Some(delay) = delays.next() else {
                         return Err(Error::Unavailable {
                             kind: e.kind,
                             message: format!(
@@ -368,10 +385,9 @@ impl PoolHandle {
                                 e.message
                             ),
                         });
-                    }
+                    };
                     tracing::info!(attempt, kind = %e.kind, error = %e.message, retry_in_ms = delay.as_millis() as u64, url = %url, "waiting for the database");
-                    std::thread::sleep(delay.min(remaining));
-                    delay = (delay * 2).min(Duration::from_secs(2));
+                    std::thread::sleep(delay);
                 }
             }
         }
@@ -380,7 +396,7 @@ impl PoolHandle {
 
     fn acquire(&self, config: &Config, location: &'static Location<'static>) -> Result<Conn> {
         let start = Instant::now();
-        let deadline = start + config.pool.acquire_timeout;
+        let deadline = start + config.pool().acquire_timeout;
         let counters = &self.shared.counters;
 
         // A pooled connection found dead during this acquisition: if the deadline passes, the
@@ -400,25 +416,25 @@ impl PoolHandle {
         }
 
         let _waiter =
-            WaiterGuard::enter(&self.shared, config.pool.max_waiters).ok_or_else(|| {
+            WaiterGuard::enter(&self.shared, config.pool().max_waiters).ok_or_else(|| {
                 counters.incr(&counters.timeouts, "taskstore_pool_timeouts_total");
                 Error::PoolTimeout {
                     waited: start.elapsed(),
                     state: self.state(),
                     last_error: Some(format!(
                         "{} callers are already waiting (DATABASE_POOL_MAX_WAITERS); failing fast",
-                        config.pool.max_waiters
+                        config.pool().max_waiters
                     )),
                 }
             })?;
 
-        let base = u64::try_from(config.pool.retry_base_delay.as_millis())
+        let base = u64::try_from(config.pool().retry_base_delay.as_millis())
             .unwrap_or(50)
             .max(1);
         let delays = retry::delay::Exponential::from_millis(base)
             .map(|d| d.mul_f64(rand::rng().random_range(0.5..1.5)))
             .map(move |d| d.min(deadline.saturating_duration_since(Instant::now())))
-            .take(config.pool.retry_attempts as usize);
+            .take(config.pool().retry_attempts as usize);
 
         let outcome = retry::retry_with_index(delays, |attempt| {
             if attempt > 1 {
@@ -578,7 +594,7 @@ impl PoolHandle {
                 watchdog_fired: false,
             }));
         }
-        if now.duration_since(meta.last_used) >= config.pool.validate_idle {
+        if now.duration_since(meta.last_used) >= config.pool().validate_idle {
             let socket = meta.socket;
             let (result, fired) =
                 watchdog::with_deadline(socket, deadline, || manager::ping(&mut pooled.conn));
@@ -598,7 +614,7 @@ impl PoolHandle {
             taken_at: now,
             location,
             shared: Arc::clone(&self.shared),
-            leak_threshold: config.pool.leak_threshold,
+            leak_threshold: config.pool().leak_threshold,
             reset: Some(Arc::clone(&self.reset)),
         })
     }

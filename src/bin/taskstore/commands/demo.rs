@@ -51,7 +51,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     };
     say(format!(
         "taskstore demo on {} ({})",
-        db.config().database_url.redacted(),
+        db.config().database_url().redacted(),
         db.backend()
     ));
     say("migrations are applied; the schema is current.".into());

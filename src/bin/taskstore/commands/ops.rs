@@ -85,7 +85,7 @@ pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         ctx.out.json_value(&json!({
             "status": if current { "ok" } else { "schema_not_current" },
             "backend": db.backend(),
-            "database_url": db.config().database_url.redacted(),
+            "database_url": db.config().database_url().redacted(),
             "latency_ms": health.latency.as_secs_f64() * 1e3,
             "connect_ms": connect_ms,
             "schema_version": health.schema_version,
@@ -97,7 +97,7 @@ pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     } else {
         println!(
             "database   {} ({})",
-            db.config().database_url.redacted(),
+            db.config().database_url().redacted(),
             db.backend()
         );
         println!(

@@ -252,25 +252,6 @@ impl Database {
         &self.inner.primary.shared.counters
     }
 
-    /// Opens a dedicated connection to `url` outside any pool (migrations use it so that their
-    /// session advisory lock lives on one connection they control).
-    pub(crate) fn open_dedicated(&self, url: &DatabaseUrl) -> Result<DbConnection> {
-        let shared = Arc::new(Shared::new());
-        let manager = Manager::new(
-            url,
-            self.inner.config.pool(),
-            self.inner.config.session(),
-            shared,
-        );
-        manager
-            .open()
-            .map(|m| *m.conn)
-            .map_err(|e| Error::Unavailable {
-                kind: e.kind,
-                message: e.message,
-            })
-    }
-
     /// Warns when this pool alone could exhaust the server's connection slots.
     fn check_server_capacity(&self) {
         if self.backend() != BackendKind::Postgres {
@@ -300,6 +281,25 @@ impl Database {
             }
         }
     }
+}
+
+/// Opens one connection to `url` outside any pool, customised like a pooled one: for work that
+/// needs a session of its own (migrations hold a session advisory lock on it) or only one
+/// round trip (a one-shot status check), without building a pool.
+pub(crate) fn open_dedicated(config: &Config, url: &DatabaseUrl) -> Result<DbConnection> {
+    let manager = Manager::new(
+        url,
+        config.pool(),
+        config.session(),
+        Arc::new(Shared::new()),
+    );
+    manager
+        .open()
+        .map(|m| *m.conn)
+        .map_err(|e| Error::Unavailable {
+            kind: e.kind,
+            message: e.message,
+        })
 }
 
 impl PoolHandle {

@@ -2,11 +2,14 @@
 //!
 //! Two defences, applied together by [`scrub`]:
 //! 1. every secret the process was configured with (passwords in their raw, percent-encoded and
-//!    decoded forms, whole connection strings) is registered with [`register_secret`] when a
+//!    decoded forms, whole connection strings) is registered in a process-wide registry when a
 //!    [`crate::Config`] is built, and any occurrence is replaced by `***`;
 //! 2. shapes that carry credentials whatever their value — `scheme://user:password@`,
 //!    `password=...` — are masked, and quoted fragments of a connection string that libpq echoes
 //!    back in its error text are masked too.
+//!
+//! The registry is the crate's own: only building a [`crate::Config`] fills it, so no caller
+//! can unregister, replace or flood it.
 
 use std::borrow::Cow;
 use std::sync::RwLock;
@@ -19,7 +22,7 @@ static PASSWORDS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Remembers a password: [`scrub`] removes it, and any quoted fragment that shares four or more
 /// characters with it, from every message from now on.
-pub fn register_password(password: &str) {
+pub(crate) fn register_password(password: &str) {
     register_secret(password);
     if password.len() < 3 {
         return;
@@ -33,7 +36,7 @@ pub fn register_password(password: &str) {
 /// Remembers `secret` (a whole connection string, say) so that [`scrub`] removes every
 /// occurrence of it from every message from now on. Strings shorter than three characters are
 /// ignored (they would mask ordinary words).
-pub fn register_secret(secret: &str) {
+pub(crate) fn register_secret(secret: &str) {
     if secret.len() < 3 {
         return;
     }

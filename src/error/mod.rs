@@ -5,11 +5,16 @@
 //! [`crate::redact::scrub`] when the error is built, so printing an [`Error`] is always safe.
 //!
 //! A web handler typically maps the variants to HTTP status codes with [`Error::http_status`].
+//!
+//! Beside this file: `classify.rs`, the one table saying what a driver code or a server
+//! message means (read both for errors on a connection and for failures to connect);
+//! `from_diesel.rs`, which turns a Diesel error into an [`Error`] with it.
+
+mod classify;
+mod from_diesel;
 
 use std::fmt;
 use std::time::Duration;
-
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::redact::scrub;
 
@@ -134,6 +139,7 @@ pub enum Error {
 
 /// What a pool looked like at one moment: part of timeout errors and of [`crate::Stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct PoolState {
     /// Configured maximum number of connections.
     pub max_size: u32,
@@ -225,68 +231,10 @@ impl ConnectFailure {
         }
     }
 
-    /// Classifies a connection error message from libpq or SQLite.
+    /// Classifies a connection error message from libpq or SQLite (see the table in
+    /// `error/classify.rs`).
     pub(crate) fn classify(message: &str) -> Self {
-        let m = message.to_ascii_lowercase();
-        let has = |s: &str| m.contains(s);
-        if has("password authentication failed")
-            || has("no password supplied")
-            || has("authentication failed")
-            || has("no pg_hba.conf entry")
-            || (has("role \"") && has("does not exist"))
-        {
-            Self::Authentication
-        } else if has("database \"") && has("does not exist") {
-            Self::UnknownDatabase
-        } else if has("starting up")
-            || has("shutting down")
-            || has("recovery mode")
-            || has("not yet accepting")
-        {
-            Self::Starting
-        } else if has("too many clients")
-            || has("connection slots are reserved")
-            || has("too many connections")
-        {
-            Self::TooManyConnections
-        } else if has("timeout expired") || has("timed out") {
-            Self::Timeout
-        } else if has("temporary failure in name resolution") {
-            Self::Unreachable
-        } else if has("could not translate host name") || has("name or service not known") {
-            Self::UnknownHost
-        } else if has("connection refused")
-            || has("no such file or directory") && has("socket")
-            || has("server closed the connection")
-            || has("connection reset")
-            || has("terminating connection")
-        {
-            Self::Refused
-        } else if has("network is unreachable") || has("no route to host") {
-            Self::Unreachable
-        } else if has("invalid")
-            && (has("value") || has("uri") || has("connection option") || has("token"))
-        {
-            // libpq's own parse errors ("invalid sslmode value", "invalid URI query
-            // parameter", ...), before the TLS test below would claim "sslmode" for itself.
-            Self::InvalidUrl
-        } else if has("ssl") || has("tls") || has("gssencmode") {
-            Self::Tls
-        } else if has("unable to open database file")
-            || has("not a database")
-            || has("readonly database")
-        {
-            Self::File
-        } else if has("invalid")
-            || has("missing")
-            || has("unexpected")
-            || has("uri")
-            || has("connection option")
-        {
-            Self::InvalidUrl
-        } else {
-            Self::Other
-        }
+        classify::connect(message)
     }
 }
 
@@ -353,26 +301,6 @@ impl fmt::Display for DbErrorKind {
         f.write_str(s)
     }
 }
-
-/// Unique constraints and what their violation means to a caller.
-const UNIQUE_RULES: &[(&str, &str, &str)] = &[
-    // (PostgreSQL constraint name, SQLite "table.column" text, message)
-    (
-        "users_email_key",
-        "users.email",
-        "a user with this email already exists",
-    ),
-    (
-        "users_pkey",
-        "users.id",
-        "a user with this id already exists",
-    ),
-    (
-        "tasks_pkey",
-        "tasks.id",
-        "a task with this id already exists",
-    ),
-];
 
 impl Error {
     /// Builds a validation error.
@@ -450,125 +378,6 @@ impl Error {
             Self::Database { .. } => "database",
         }
     }
-
-    /// Classifies a Diesel error. `NotFound` becomes `Error::NotFound { entity: "row" }`;
-    /// repositories map it to their own entity first.
-    pub fn from_diesel(err: DieselError) -> Self {
-        match err {
-            DieselError::NotFound => Self::NotFound { entity: "row" },
-            DieselError::DatabaseError(kind, info) => {
-                let message = scrub(info.message());
-                let constraint = info.constraint_name().map(str::to_owned);
-                classify_database_error(kind, message, constraint)
-            }
-            DieselError::DeserializationError(e) | DieselError::SerializationError(e) => {
-                Self::Database {
-                    kind: DbErrorKind::Conversion,
-                    message: scrub(&e.to_string()),
-                }
-            }
-            DieselError::BrokenTransactionManager => Self::Database {
-                kind: DbErrorKind::Disconnected,
-                message: "the connection's transaction state is broken; it will be discarded"
-                    .into(),
-            },
-            DieselError::RollbackErrorOnCommit { commit_error, .. } => Self::CommitUnknown {
-                message: scrub(&commit_error.to_string()),
-            },
-            other => Self::Database {
-                kind: DbErrorKind::Other,
-                message: scrub(&other.to_string()),
-            },
-        }
-    }
-}
-
-fn classify_database_error(
-    kind: DatabaseErrorKind,
-    message: String,
-    constraint: Option<String>,
-) -> Error {
-    let db = |kind| Error::Database {
-        kind,
-        message: message.clone(),
-    };
-    match kind {
-        DatabaseErrorKind::UniqueViolation => {
-            let rule = UNIQUE_RULES
-                .iter()
-                .find(|(pg, lite, _)| constraint.as_deref() == Some(*pg) || message.contains(lite));
-            match rule {
-                Some((_, name, text)) => Error::Conflict {
-                    constraint: (*name).into(),
-                    message: (*text).into(),
-                },
-                None => Error::Conflict {
-                    constraint: constraint.unwrap_or_else(|| "unique".into()),
-                    message: message.clone(),
-                },
-            }
-        }
-        DatabaseErrorKind::SerializationFailure => db(DbErrorKind::SerializationFailure),
-        DatabaseErrorKind::ReadOnlyTransaction => db(DbErrorKind::ReadOnlyTransaction),
-        DatabaseErrorKind::ForeignKeyViolation => db(DbErrorKind::ForeignKeyViolation),
-        DatabaseErrorKind::CheckViolation => Error::Validation {
-            field: constraint.unwrap_or_else(|| "check".into()),
-            reason: format!("refused by the database: {message}"),
-        },
-        DatabaseErrorKind::NotNullViolation => db(DbErrorKind::NotNullViolation),
-        DatabaseErrorKind::ClosedConnection => db(DbErrorKind::Disconnected),
-        _ => classify_by_message(message),
-    }
-}
-
-/// Diesel reports these as `Unknown`; libpq's primary message is stable English text for them
-/// (SQLSTATE 40P01, 55P03, 57014, 57P01-03, SQLite BUSY / CHECK).
-fn classify_by_message(message: String) -> Error {
-    let m = message.to_ascii_lowercase();
-    let kind = if m.contains("deadlock detected") {
-        DbErrorKind::Deadlock
-    } else if m.contains("could not serialize access") {
-        DbErrorKind::SerializationFailure
-    } else if m.contains("statement timeout")
-        || m.contains("lock timeout")
-        || m.contains("could not obtain lock")
-    {
-        return Error::QueryTimeout { message };
-    } else if m.contains("terminating connection")
-        || m.contains("server closed the connection")
-        || m.contains("connection to server")
-        || m.contains("no connection to the server")
-        || m.contains("database system is shutting down")
-        || m.contains("database system is starting up")
-        || m.contains("ssl syscall error")
-        || m.contains("connection reset")
-    {
-        DbErrorKind::Disconnected
-    } else if m.contains("database is locked") || m.contains("database is busy") {
-        DbErrorKind::Busy
-    } else if m.contains("check constraint failed") {
-        return Error::Validation {
-            field: message.rsplit(": ").next().unwrap_or("check").to_owned(),
-            reason: format!("refused by the database: {message}"),
-        };
-    } else if m.contains("foreign key constraint failed") {
-        DbErrorKind::ForeignKeyViolation
-    } else if m.contains("not null constraint failed") {
-        DbErrorKind::NotNullViolation
-    } else if m.contains("read-only transaction")
-        || m.contains("attempt to write a readonly database")
-    {
-        DbErrorKind::ReadOnlyTransaction
-    } else {
-        DbErrorKind::Other
-    };
-    Error::Database { kind, message }
-}
-
-impl From<DieselError> for Error {
-    fn from(err: DieselError) -> Self {
-        Self::from_diesel(err)
-    }
 }
 
 #[cfg(test)]
@@ -622,27 +431,5 @@ mod tests {
         assert!(ConnectFailure::Refused.is_transient());
         assert!(!ConnectFailure::Authentication.is_transient());
         assert!(!ConnectFailure::InvalidUrl.is_transient());
-    }
-
-    #[test]
-    fn unknown_server_errors_are_classified_by_message() {
-        assert!(matches!(
-            classify_by_message("deadlock detected".into()),
-            Error::Database {
-                kind: DbErrorKind::Deadlock,
-                ..
-            }
-        ));
-        assert!(matches!(
-            classify_by_message("canceling statement due to statement timeout".into()),
-            Error::QueryTimeout { .. }
-        ));
-        assert!(matches!(
-            classify_by_message("terminating connection due to administrator command".into()),
-            Error::Database {
-                kind: DbErrorKind::Disconnected,
-                ..
-            }
-        ));
     }
 }

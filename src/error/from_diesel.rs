@@ -1,0 +1,131 @@
+//! What a Diesel error becomes: the kind [`classify`](super::classify) gives it, and for a
+//! unique violation, which rule was broken in words a caller can show.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::classify::{self, Runtime};
+use super::{DbErrorKind, Error};
+use crate::redact::scrub;
+
+/// Unique constraints and what their violation means to a caller.
+const UNIQUE_RULES: &[(&str, &str, &str)] = &[
+    // (PostgreSQL constraint name, SQLite "table.column" text, message)
+    (
+        "users_email_key",
+        "users.email",
+        "a user with this email already exists",
+    ),
+    (
+        "users_pkey",
+        "users.id",
+        "a user with this id already exists",
+    ),
+    (
+        "tasks_pkey",
+        "tasks.id",
+        "a task with this id already exists",
+    ),
+];
+
+impl Error {
+    /// Classifies a Diesel error. `NotFound` becomes `Error::NotFound { entity: "row" }`;
+    /// repositories map it to their own entity first.
+    pub fn from_diesel(err: DieselError) -> Self {
+        match err {
+            DieselError::NotFound => Self::NotFound { entity: "row" },
+            DieselError::DatabaseError(kind, info) => {
+                let message = scrub(info.message());
+                let constraint = info.constraint_name().map(str::to_owned);
+                database_error(kind, message, constraint)
+            }
+            DieselError::DeserializationError(e) | DieselError::SerializationError(e) => {
+                Self::Database {
+                    kind: DbErrorKind::Conversion,
+                    message: scrub(&e.to_string()),
+                }
+            }
+            DieselError::BrokenTransactionManager => Self::Database {
+                kind: DbErrorKind::Disconnected,
+                message: "the connection's transaction state is broken; it will be discarded"
+                    .into(),
+            },
+            DieselError::RollbackErrorOnCommit { commit_error, .. } => Self::CommitUnknown {
+                message: scrub(&commit_error.to_string()),
+            },
+            other => Self::Database {
+                kind: DbErrorKind::Other,
+                message: scrub(&other.to_string()),
+            },
+        }
+    }
+}
+
+/// Builds the error for a database error Diesel reported, by the meaning [`classify`] gives it.
+fn database_error(kind: DatabaseErrorKind, message: String, constraint: Option<String>) -> Error {
+    match classify::runtime(kind, &message) {
+        Runtime::Conflict => {
+            let rule = UNIQUE_RULES
+                .iter()
+                .find(|(pg, lite, _)| constraint.as_deref() == Some(*pg) || message.contains(lite));
+            match rule {
+                Some((_, name, text)) => Error::Conflict {
+                    constraint: (*name).into(),
+                    message: (*text).into(),
+                },
+                None => Error::Conflict {
+                    constraint: constraint.unwrap_or_else(|| "unique".into()),
+                    message,
+                },
+            }
+        }
+        Runtime::Check => Error::Validation {
+            // PostgreSQL names the constraint; SQLite's text ends with it.
+            field: if kind == DatabaseErrorKind::CheckViolation {
+                constraint.unwrap_or_else(|| "check".into())
+            } else {
+                message.rsplit(": ").next().unwrap_or("check").to_owned()
+            },
+            reason: format!("refused by the database: {message}"),
+        },
+        Runtime::QueryTimeout => Error::QueryTimeout { message },
+        Runtime::Database(kind) => Error::Database { kind, message },
+    }
+}
+
+impl From<DieselError> for Error {
+    fn from(err: DieselError) -> Self {
+        Self::from_diesel(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `from_diesel` does with a message Diesel reports as `Unknown`.
+    fn classify_by_message(message: String) -> Error {
+        database_error(DatabaseErrorKind::Unknown, message, None)
+    }
+
+    #[test]
+    fn unknown_server_errors_are_classified_by_message() {
+        assert!(matches!(
+            classify_by_message("deadlock detected".into()),
+            Error::Database {
+                kind: DbErrorKind::Deadlock,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify_by_message("canceling statement due to statement timeout".into()),
+            Error::QueryTimeout { .. }
+        ));
+        assert!(matches!(
+            classify_by_message("terminating connection due to administrator command".into()),
+            Error::Database {
+                kind: DbErrorKind::Disconnected,
+                ..
+            }
+        ));
+    }
+}

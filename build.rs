@@ -1,5 +1,5 @@
 //! Embeds the text of every migration's `up.sql` beside `diesel_migrations`' own embedding, so
-//! that `src/migrate.rs` can checksum what an applied migration ran (Diesel's embedded
+//! that `src/migrate/embedded.rs` can checksum what an applied migration ran (Diesel's embedded
 //! migrations do not expose their SQL). Also makes Cargo rebuild when a migration directory is
 //! added, which `embed_migrations!` alone does not notice.
 

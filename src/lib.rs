@@ -15,9 +15,10 @@
 //!
 //! Layout: [`config`] (environment → validated [`Config`]), [`db`] (pools, acquisition,
 //! [`Database`]), [`tx`] (`with_transaction`: commit, rollback, savepoints, re-runs),
-//! [`error`] (the one [`Error`] enum), [`migrate`], [`schema`], [`sql_types`], [`redact`]
-//! (secret scrubbing), [`models`] (users, tasks, typed ids, validation) and [`repo`] (the user
-//! and task operations, written once for both backends).
+//! [`error`] (the one [`Error`] enum), [`migrate`] (on one connection, never a pool),
+//! [`health`] (`Database::health` and a one-connection probe), [`schema`], [`sql_types`],
+//! [`redact`] (secret scrubbing), [`models`] (users, tasks, typed ids, validation) and [`repo`]
+//! (the user and task operations, written once for both backends).
 
 mod backoff;
 pub mod config;
@@ -32,7 +33,7 @@ pub mod sql_types;
 pub mod tx;
 
 pub use config::{BackendKind, Config, DatabaseUrl, Environment};
-pub use db::{Conn, Database, DbConnection, Stats};
+pub use db::{Conn, Database, DbConnection, Stats, health};
 pub use error::{ConnectFailure, DbErrorKind, Error, PoolState, Result};
 pub use models::{
     NewTask, NewUser, Page, PageRequest, Task, TaskFilter, TaskId, TaskImport, TaskPatch, TaskSort,

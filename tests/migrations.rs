@@ -1,6 +1,8 @@
-//! Migrations: status / run / revert, up-down-up leaves an identical schema, changed and
-//! unknown migrations are refused at start-up, the migration URL and the bounded lock wait
-//! (PostgreSQL), and 8 processes starting at once against an empty database.
+//! Migrations: status / run / revert on one connection, up-down-up leaves an identical schema,
+//! changed and unknown migrations are refused at start-up with typed errors, the migration URL,
+//! the bounded lock wait and the prompt hand-over of the lock (PostgreSQL), one connection for
+//! `migrate status` and the health probe, and 8 processes starting at once against an empty
+//! database.
 
 mod common;
 
@@ -10,11 +12,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{Backend, PgTestDb, TestDb};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use taskstore::{Config, Database, Error, migrate};
+use taskstore::migrate::{MigrateError, Migrator};
+use taskstore::{Config, Database, DbConnection, Error, migrate};
 
 /// A test database whose start-up does not migrate.
 fn unmigrated(backend: Backend) -> TestDb {
     TestDb::new(backend, &[("DATABASE_MIGRATE_ON_STARTUP", "false")])
+}
+
+/// The dedicated migration connection for `db`, as start-up and the CLI open it.
+fn migration_conn(db: &Database) -> DbConnection {
+    migrate::connect(db.config()).unwrap()
 }
 
 /// Everything the catalog says about the schema, one line per column, constraint and index,
@@ -54,17 +62,18 @@ fn catalog_dump(db: &Database) -> String {
 
 fn up_down_up(backend: Backend) {
     let db = unmigrated(backend);
+    let mut mc = migration_conn(&db);
     let empty = catalog_dump(&db);
-    let before = migrate::status(&db).unwrap();
+    let before = migrate::status(&mut mc).unwrap();
     assert!(before.applied.is_empty(), "{before:?}");
     assert!(!before.pending.is_empty(), "{before:?}");
     assert_eq!(before.schema_version(), None);
     let n = before.pending.len();
 
-    let applied = migrate::run(&db).unwrap();
+    let applied = migrate::run(&mut mc).unwrap();
     let names: Vec<_> = applied.iter().map(|a| a.migration.clone()).collect();
     assert_eq!(names, before.pending);
-    let status = migrate::status(&db).unwrap();
+    let status = migrate::status(&mut mc).unwrap();
     assert!(status.is_current(), "{status:?}");
     assert_eq!(status.applied, before.pending);
     assert_eq!(
@@ -74,13 +83,13 @@ fn up_down_up(backend: Backend) {
     let up = catalog_dump(&db);
     assert!(up.contains("tasks_user_created_idx"), "{up}");
     assert!(
-        migrate::run(&db).unwrap().is_empty(),
+        migrate::run(&mut mc).unwrap().is_empty(),
         "nothing left to apply"
     );
 
-    let reverted = migrate::revert(&db, n).unwrap();
+    let reverted = migrate::revert(&mut mc, n).unwrap();
     assert_eq!(reverted.len(), n);
-    let status = migrate::status(&db).unwrap();
+    let status = migrate::status(&mut mc).unwrap();
     assert!(
         status.applied.is_empty() && status.pending.len() == n,
         "{status:?}"
@@ -105,7 +114,7 @@ fn up_down_up(backend: Backend) {
     );
     assert_ne!(down, empty, "the bookkeeping tables stay");
 
-    migrate::run(&db).unwrap();
+    migrate::run(&mut mc).unwrap();
     let up_again = catalog_dump(&db);
     assert_eq!(up, up_again, "up, down, up must leave the same schema");
     let rows: i64 = db
@@ -123,23 +132,34 @@ fn up_down_up(backend: Backend) {
 
 fn changed_migration_is_refused(backend: Backend) {
     let db = unmigrated(backend);
-    migrate::run(&db).unwrap();
+    let mut mc = migration_conn(&db);
+    migrate::run(&mut mc).unwrap();
     db.run(|c| {
         c.batch_execute("UPDATE taskstore_migration_checksums SET sha256 = 'edited'")?;
         Ok(())
     })
     .unwrap();
-    let status = migrate::status(&db).unwrap();
+    let status = migrate::status(&mut mc).unwrap();
     assert_eq!(status.changed.len(), status.applied.len(), "{status:?}");
     let config = db.config().clone().with_migrate_on_startup(true);
     let err = Database::connect(&config).map(|_| ()).unwrap_err();
     assert!(matches!(err, Error::Migration { .. }), "{err:?}");
     assert!(err.to_string().contains("changed since they ran"), "{err}");
+    assert!(
+        matches!(&err, Error::Migration(MigrateError::ChecksumMismatch { names }) if names.len() == status.applied.len()),
+        "{err:?}"
+    );
+    let err = migrate::run(&mut mc).unwrap_err();
+    assert!(
+        matches!(err, Error::Migration(MigrateError::ChecksumMismatch { .. })),
+        "{err:?}"
+    );
 }
 
 fn unknown_migration_is_refused(backend: Backend) {
     let db = unmigrated(backend);
-    migrate::run(&db).unwrap();
+    let mut mc = migration_conn(&db);
+    migrate::run(&mut mc).unwrap();
     db.run(|c| {
         c.batch_execute(
             "INSERT INTO __diesel_schema_migrations (version) VALUES ('20991231000000')",
@@ -147,7 +167,7 @@ fn unknown_migration_is_refused(backend: Backend) {
         Ok(())
     })
     .unwrap();
-    let status = migrate::status(&db).unwrap();
+    let status = migrate::status(&mut mc).unwrap();
     assert_eq!(status.unknown, ["20991231000000"]);
     assert!(!status.is_current());
     let config = db.config().clone().with_migrate_on_startup(true);
@@ -155,8 +175,33 @@ fn unknown_migration_is_refused(backend: Backend) {
     assert!(matches!(err, Error::Migration { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("does not know (20991231000000)"), "{text}");
-    let err = migrate::revert(&db, 1).unwrap_err();
+    assert!(
+        matches!(&err, Error::Migration(MigrateError::UnknownApplied { versions }) if versions == &["20991231000000"]),
+        "{err:?}"
+    );
+    let err = migrate::revert(&mut mc, 1).unwrap_err();
     assert!(err.to_string().contains("unknown to this binary"), "{err}");
+    assert!(
+        matches!(&err, Error::Migration(MigrateError::RevertBlocked { versions }) if versions == &["20991231000000"]),
+        "{err:?}"
+    );
+}
+
+/// The health probe reads where the schema stands on its one connection.
+fn probe_reports_the_schema(backend: Backend) {
+    let db = unmigrated(backend);
+    let probe = taskstore::health::probe(db.config()).unwrap();
+    assert_eq!(probe.schema_version, None, "{probe:?}");
+    assert!(!probe.migrations.is_current(), "{probe:?}");
+    assert!(probe.latency > Duration::ZERO && probe.connect > Duration::ZERO);
+    let mut mc = migration_conn(&db);
+    migrate::run(&mut mc).unwrap();
+    let probe = taskstore::health::probe(db.config()).unwrap();
+    assert!(probe.migrations.is_current(), "{probe:?}");
+    assert_eq!(
+        probe.schema_version.as_deref(),
+        probe.migrations.schema_version()
+    );
 }
 
 mod sqlite_migrations {
@@ -176,6 +221,11 @@ mod sqlite_migrations {
     fn unknown_migration_is_refused() {
         super::unknown_migration_is_refused(Backend::Sqlite);
     }
+
+    #[test]
+    fn probe_reports_the_schema() {
+        super::probe_reports_the_schema(Backend::Sqlite);
+    }
 }
 
 mod postgres_migrations {
@@ -194,6 +244,106 @@ mod postgres_migrations {
     #[test]
     fn unknown_migration_is_refused() {
         super::unknown_migration_is_refused(Backend::Postgres);
+    }
+
+    #[test]
+    fn probe_reports_the_schema() {
+        super::probe_reports_the_schema(Backend::Postgres);
+    }
+
+    /// Sessions ever opened to `db`, once every session to it has ended and reported.
+    fn sessions_once_settled(observer: &mut PgConnection, db: &str, at_least: i64) -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut read = |sql: &str| {
+            observer
+                .batch_execute("SELECT pg_stat_clear_snapshot()")
+                .unwrap();
+            diesel::sql_query(sql)
+                .bind::<diesel::sql_types::Text, _>(db)
+                .get_result::<N>(observer)
+                .unwrap()
+                .n
+        };
+        let active = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1";
+        let total = "SELECT coalesce(sessions, 0) AS n FROM pg_stat_database WHERE datname = $1";
+        common::cluster::wait_for(Duration::from_secs(10), || {
+            read(active) == 0 && read(total) >= at_least
+        });
+        // A session that ended just now may still be on its way into the statistics.
+        std::thread::sleep(Duration::from_millis(300));
+        read(total)
+    }
+
+    /// `taskstore migrate status` and `taskstore health` run exactly this: one connection
+    /// each, where a `Database` would open a pool (start-up probe, `min_idle` connections).
+    #[test]
+    fn status_and_the_health_probe_open_one_connection_each() {
+        let pg = PgTestDb::create();
+        let config = Config::from_vars([("DATABASE_URL", pg.url.as_str())]).unwrap();
+        let mut observer = PgConnection::establish(&common::pg_admin_url()).unwrap();
+        let before = sessions_once_settled(&mut observer, &pg.name, 0);
+
+        let mut conn = migrate::connect(&config).unwrap();
+        let status = migrate::status(&mut conn).unwrap();
+        assert!(!status.pending.is_empty());
+        drop(conn);
+        let after_status = sessions_once_settled(&mut observer, &pg.name, before + 1);
+        assert_eq!(after_status - before, 1, "migrate status");
+
+        let probe = taskstore::health::probe(&config).unwrap();
+        assert!(!probe.migrations.is_current());
+        let after_probe = sessions_once_settled(&mut observer, &pg.name, after_status + 1);
+        assert_eq!(after_probe - after_status, 1, "health probe");
+
+        // The measurement sees a pool for what it is.
+        drop(Database::connect(&config).unwrap());
+        let after_pool = sessions_once_settled(&mut observer, &pg.name, after_probe + 2);
+        assert!(
+            after_pool - after_probe >= 2,
+            "{}",
+            after_pool - after_probe
+        );
+    }
+
+    /// The wait is a blocking `pg_advisory_lock`: a waiting run takes the lock the moment the
+    /// holder lets go, not at its next poll or slice (2 s).
+    #[test]
+    fn a_waiting_run_takes_the_lock_as_soon_as_it_is_released() {
+        let pg = PgTestDb::create();
+        let config = Config::from_vars([("DATABASE_URL", pg.url.as_str())]).unwrap();
+        let mut conn = migrate::connect(&config).unwrap();
+        migrate::run(&mut conn).unwrap();
+        let mut holder = PgConnection::establish(&pg.url).unwrap();
+        diesel::sql_query("SELECT pg_advisory_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(migrate::LOCK_KEY)
+            .execute(&mut holder)
+            .unwrap();
+        let hold = Duration::from_millis(600);
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(hold);
+            diesel::sql_query("SELECT pg_advisory_unlock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(migrate::LOCK_KEY)
+                .execute(&mut holder)
+                .unwrap();
+            holder
+        });
+        let start = Instant::now();
+        let applied = Migrator::new()
+            .lock_wait(Duration::from_secs(20))
+            .run(&mut conn)
+            .unwrap();
+        let waited = start.elapsed();
+        releaser.join().unwrap();
+        assert!(applied.is_empty());
+        assert!(
+            waited >= hold - Duration::from_millis(50)
+                && waited < hold + Duration::from_millis(900),
+            "{waited:?}"
+        );
     }
 
     #[test]
@@ -245,6 +395,11 @@ mod postgres_migrations {
         let waited = start.elapsed();
         assert!(matches!(err, Error::Migration { .. }), "{err:?}");
         assert!(err.to_string().contains("held the migration lock"), "{err}");
+        assert!(
+            matches!(err, Error::Migration(MigrateError::LockTimeout { limit, key })
+                if limit == Duration::from_millis(600) && key == migrate::LOCK_KEY),
+            "{err:?}"
+        );
         assert!(
             waited >= Duration::from_millis(550) && waited < Duration::from_secs(5),
             "{waited:?}"
@@ -378,8 +533,8 @@ fn postgres_eight_processes_start_at_once_and_apply_each_migration_once() {
         let config = Config::from_vars([("DATABASE_URL", pg.url.as_str())])
             .unwrap()
             .with_migrate_on_startup(false);
-        let db = Database::connect(&config).unwrap();
-        let status = migrate::status(&db).unwrap();
+        let mut conn = migrate::connect(&config).unwrap();
+        let status = migrate::status(&mut conn).unwrap();
         assert!(status.is_current(), "{status:?}");
         status.applied.len()
     };

@@ -1,12 +1,15 @@
-//! `Database::health()`: does the database answer, how fast, and at which schema version.
+//! Does the database answer, how fast, and at which schema version: through the pool
+//! ([`Database::health`], for a running application) or on one connection of its own
+//! ([`probe`], for a one-shot check such as `taskstore health`, which must not build a pool).
 
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 
-use super::Database;
-use crate::config::BackendKind;
-use crate::error::{PoolState, Result};
+use super::{Database, DbConnection};
+use crate::config::{BackendKind, Config};
+use crate::error::{DbErrorKind, Error, PoolState, Result};
+use crate::migrate::{self, MigrationStatus};
 
 diesel::table! {
     /// Diesel's own bookkeeping table (read-only here).
@@ -17,6 +20,7 @@ diesel::table! {
 
 /// The answer of [`Database::health`].
 #[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
 pub struct Health {
     /// Backend of the primary.
     pub backend: BackendKind,
@@ -30,30 +34,38 @@ pub struct Health {
     pub pool: PoolState,
 }
 
+/// The answer of [`probe`]: one connection, no pool.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct Probe {
+    /// Backend of `DATABASE_URL`.
+    pub backend: BackendKind,
+    /// Time to open and set up the connection.
+    pub connect: Duration,
+    /// One round trip (`SELECT 1`), excluding the connect.
+    pub latency: Duration,
+    /// The newest applied migration's version, if any (unknown ones included).
+    pub schema_version: Option<String>,
+    /// The database against the migrations embedded in this binary.
+    pub migrations: MigrationStatus,
+}
+
 impl Database {
     /// Checks out a connection, measures one round trip and reads the schema version. Fails
     /// with the same typed errors as [`Database::conn`] when the database is unreachable.
+    #[tracing::instrument(name = "health", skip_all)]
     pub fn health(&self) -> Result<Health> {
         let start = Instant::now();
         // The check leaves no session state behind: no reset round trip on return.
         let mut conn = self.conn()?.trusted();
         let acquire = start.elapsed();
-        let t = Instant::now();
-        let ping = super::manager::ping(&mut conn);
-        let latency = t.elapsed();
-        if let Err(message) = ping {
-            let err = crate::Error::Database {
-                kind: crate::DbErrorKind::Disconnected,
-                message,
-            };
-            conn.note_error(&err);
-            return Err(err);
-        }
-        // Before the first migration the table does not exist: that is "no version", not an error.
-        let schema_version = __diesel_schema_migrations::table
-            .select(diesel::dsl::max(__diesel_schema_migrations::version))
-            .get_result::<Option<String>>(&mut *conn)
-            .unwrap_or(None);
+        let (latency, schema_version) = match round_trip(&mut conn) {
+            Ok(answer) => answer,
+            Err(err) => {
+                conn.note_error(&err);
+                return Err(err);
+            }
+        };
         Ok(Health {
             backend: self.backend(),
             latency,
@@ -62,4 +74,49 @@ impl Database {
             pool: self.pool_state(),
         })
     }
+}
+
+/// Opens one connection to `DATABASE_URL` (no pool, no start-up wait, no idle connections),
+/// measures one round trip and reads where the schema stands, then closes it.
+///
+/// Errors: [`Error::Unavailable`] when the connection cannot be opened, an
+/// [`Error::Database`] of kind [`DbErrorKind::Disconnected`] when it drops during the check.
+///
+/// ```
+/// # fn main() -> Result<(), taskstore::Error> {
+/// let config = taskstore::Config::from_vars([("DATABASE_URL", "sqlite::memory:")])?;
+/// let probe = taskstore::health::probe(&config)?;
+/// assert!(probe.schema_version.is_none() && !probe.migrations.is_current());
+/// # Ok(()) }
+/// ```
+#[tracing::instrument(name = "health.probe", skip_all)]
+pub fn probe(config: &Config) -> Result<Probe> {
+    let start = Instant::now();
+    let mut conn = super::open_dedicated(config, config.database_url())?;
+    let connect = start.elapsed();
+    let (latency, schema_version) = round_trip(&mut conn)?;
+    let migrations = migrate::status(&mut conn)?;
+    Ok(Probe {
+        backend: conn.backend(),
+        connect,
+        latency,
+        schema_version,
+        migrations,
+    })
+}
+
+/// One timed `SELECT 1`, then the schema version.
+fn round_trip(conn: &mut DbConnection) -> Result<(Duration, Option<String>)> {
+    let t = Instant::now();
+    super::manager::ping(conn).map_err(|message| Error::Database {
+        kind: DbErrorKind::Disconnected,
+        message,
+    })?;
+    let latency = t.elapsed();
+    // Before the first migration the table does not exist: that is "no version", not an error.
+    let schema_version = __diesel_schema_migrations::table
+        .select(diesel::dsl::max(__diesel_schema_migrations::version))
+        .get_result::<Option<String>>(conn)
+        .unwrap_or(None);
+    Ok((latency, schema_version))
 }

@@ -27,7 +27,7 @@
 //!   is `Unavailable`.
 
 mod connection;
-mod health;
+pub mod health;
 mod manager;
 pub(crate) mod stats;
 mod watchdog;
@@ -44,7 +44,7 @@ use retry::OperationResult;
 
 pub(crate) use connection::on_backend;
 pub use connection::{DbConnection, MultiBackend};
-pub use health::Health;
+pub use health::{Health, Probe};
 pub use manager::ConnectError;
 use manager::{Manager, SessionReset, Shared};
 pub use stats::{LatencySummary, Stats};
@@ -158,7 +158,7 @@ impl Database {
         };
         db.check_server_capacity();
         if config.migrate_on_startup() {
-            crate::migrate::run_on_startup(&db)?;
+            crate::migrate::run_on_startup(config)?;
         }
         Ok(db)
     }

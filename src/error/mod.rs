@@ -8,14 +8,17 @@
 //!
 //! Beside this file: `classify.rs`, the one table saying what a driver code or a server
 //! message means (read both for errors on a connection and for failures to connect);
-//! `from_diesel.rs`, which turns a Diesel error into an [`Error`] with it.
+//! `from_diesel.rs`, which turns a Diesel error into an [`Error`] with it; `migration.rs`,
+//! [`MigrateError`].
 
 mod classify;
 mod from_diesel;
+mod migration;
 
 use std::fmt;
 use std::time::Duration;
 
+pub use self::migration::MigrateError;
 use crate::redact::scrub;
 
 /// Result alias used throughout the crate.
@@ -121,11 +124,9 @@ pub enum Error {
     },
 
     /// Migrations could not be applied, or the database schema does not match this binary.
-    #[error("migration error: {message}")]
-    Migration {
-        /// What happened and what to do.
-        message: String,
-    },
+    /// The [`MigrateError`] says which case it is; its text says what to do.
+    #[error("migration error: {0}")]
+    Migration(MigrateError),
 
     /// Any other database error.
     #[error("database error ({kind}): {message}")]
@@ -356,7 +357,7 @@ impl Error {
             } => 503,
             Self::CommitUnknown { .. }
             | Self::Config { .. }
-            | Self::Migration { .. }
+            | Self::Migration(_)
             | Self::Database { .. } => 500,
         }
     }
@@ -374,9 +375,15 @@ impl Error {
             Self::QueryTimeout { .. } => "query_timeout",
             Self::CommitUnknown { .. } => "commit_unknown",
             Self::Config { .. } => "config",
-            Self::Migration { .. } => "migration",
+            Self::Migration(_) => "migration",
             Self::Database { .. } => "database",
         }
+    }
+}
+
+impl From<MigrateError> for Error {
+    fn from(err: MigrateError) -> Self {
+        Self::Migration(err)
     }
 }
 

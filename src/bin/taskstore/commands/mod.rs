@@ -46,13 +46,6 @@ impl Ctx {
     pub fn connect(&self) -> anyhow::Result<Database> {
         Ok(Database::connect(&self.config(&[])?)?)
     }
-
-    /// Connects without applying migrations (for `migrate` and `health`).
-    pub fn connect_without_migrating(&self) -> anyhow::Result<Database> {
-        Ok(Database::connect(
-            &self.config(&[("DATABASE_MIGRATE_ON_STARTUP", "false")])?,
-        )?)
-    }
 }
 
 /// A user named by id or by email.

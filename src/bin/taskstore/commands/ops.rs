@@ -1,21 +1,25 @@
-//! `migrate`, `health` and `config`.
+//! `migrate`, `health` and `config`. `migrate` and `health` open one connection, never a pool:
+//! a one-shot command has no use for idle connections, and must not take a server's
+//! connection slots to read one table.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::json;
-use taskstore::migrate;
+use taskstore::migrate::{self, Migrator};
 
 use super::Ctx;
 use crate::cli::MigrateAction;
 use crate::exit;
 
 pub fn migrate(ctx: &Ctx, action: MigrateAction) -> anyhow::Result<ExitCode> {
-    let db = ctx.connect_without_migrating()?;
+    let config = ctx.config(&[])?;
+    let mut conn = migrate::connect(&config)?;
+    let migrator = Migrator::from_config(&config);
     match action {
         MigrateAction::Run => {
-            let applied = migrate::run(&db)?;
+            let applied = migrator.run(&mut conn)?;
             let text = if applied.is_empty() {
                 "no pending migrations".to_owned()
             } else {
@@ -33,7 +37,7 @@ pub fn migrate(ctx: &Ctx, action: MigrateAction) -> anyhow::Result<ExitCode> {
                 .text_or_json(&text, &json!({ "applied": applied }))?;
         }
         MigrateAction::Status => {
-            let status = migrate::status(&db)?;
+            let status = migrate::status(&mut conn)?;
             if ctx.out.json {
                 ctx.out.json_value(&status)?;
             } else {
@@ -58,7 +62,7 @@ pub fn migrate(ctx: &Ctx, action: MigrateAction) -> anyhow::Result<ExitCode> {
             }
         }
         MigrateAction::Revert { steps } => {
-            let reverted = migrate::revert(&db, steps)?;
+            let reverted = migrator.revert(&mut conn, steps)?;
             let names: Vec<&str> = reverted.iter().map(|m| m.name.as_str()).collect();
             ctx.out.text_or_json(
                 &format!(
@@ -74,31 +78,33 @@ pub fn migrate(ctx: &Ctx, action: MigrateAction) -> anyhow::Result<ExitCode> {
 }
 
 pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let config = ctx.config(&[])?;
     let started = Instant::now();
-    let db = ctx.connect_without_migrating()?;
-    let health = db.health()?;
-    let status = migrate::status(&db)?;
+    let health = taskstore::health::probe(&config)?;
+    let status = &health.migrations;
     let current = status.is_current();
     let names = |v: &[migrate::MigrationInfo]| v.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
     let connect_ms = started.elapsed().as_secs_f64() * 1e3;
+    // The check opens no pool; what an application's pool would be is the configuration.
+    let pool = config.pool();
     if ctx.out.json {
         ctx.out.json_value(&json!({
             "status": if current { "ok" } else { "schema_not_current" },
-            "backend": db.backend(),
-            "database_url": db.config().database_url().redacted(),
+            "backend": health.backend,
+            "database_url": config.database_url().redacted(),
             "latency_ms": health.latency.as_secs_f64() * 1e3,
             "connect_ms": connect_ms,
             "schema_version": health.schema_version,
             "pending_migrations": names(&status.pending),
             "unknown_migrations": status.unknown,
             "changed_migrations": names(&status.changed),
-            "pool": db.stats(),
+            "pool": { "max_size": pool.max_size, "min_idle": pool.min_idle },
         }))?;
     } else {
         println!(
             "database   {} ({})",
-            db.config().database_url().redacted(),
-            db.backend()
+            config.database_url().redacted(),
+            health.backend
         );
         println!(
             "latency    {:.2} ms (round trip), {connect_ms:.1} ms including connect",
@@ -129,7 +135,10 @@ pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 status.unknown.join(", ")
             );
         }
-        println!("pool       {}", db.pool_state());
+        println!(
+            "pool       configured max {}, min idle {} (this check opens one connection)",
+            pool.max_size, pool.min_idle
+        );
         println!(
             "status     {}",
             if current { "ok" } else { "schema not current" }

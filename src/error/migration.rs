@@ -1,0 +1,141 @@
+//! [`MigrateError`]: why migrations could not run, one variant per case a caller may handle
+//! differently (wait and retry, call an operator, run another release).
+//!
+//! It lives beside [`Error`](super::Error) rather than in `migrate` so that the error types
+//! depend on nothing above them; `taskstore::migrate::MigrateError` names the same type.
+
+use std::time::Duration;
+
+/// Why migrations could not run, carried by [`Error::Migration`](super::Error::Migration).
+/// Each message says what to do.
+///
+/// ```
+/// use taskstore::{Error, migrate::MigrateError};
+///
+/// fn should_retry_later(err: &Error) -> bool {
+///     matches!(err, Error::Migration(MigrateError::LockTimeout { .. } | MigrateError::SqliteBusy { .. }))
+/// }
+/// # assert!(!should_retry_later(&Error::validation("x", "y")));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    /// The database has applied migrations that this binary does not know: a newer release
+    /// migrated it. Refused by a run (and so at start-up).
+    #[error(
+        "the database has {} applied migration(s) that this binary does not know ({}): a newer \
+         release has migrated it. Run that release (or a newer one); to go back to this one, \
+         first revert them with the release that applied them (`taskstore migrate revert \
+         --steps {}`)",
+        versions.len(),
+        versions.join(", "),
+        versions.len()
+    )]
+    UnknownApplied {
+        /// The unknown versions, oldest first.
+        versions: Vec<String>,
+    },
+
+    /// Applied migrations whose embedded `up.sql` no longer matches the checksum recorded when
+    /// they ran.
+    #[error(
+        "applied migration(s) changed since they ran: {} (their up.sql no longer matches the \
+         checksum in taskstore_migration_checksums). Applied migrations are immutable: restore \
+         the original up.sql and put the change in a new migration. If the database already \
+         reflects the edited file, delete the migration's row from taskstore_migration_checksums \
+         to record the new checksum",
+        names.join(", ")
+    )]
+    ChecksumMismatch {
+        /// The migrations' directory names.
+        names: Vec<String>,
+    },
+
+    /// A revert was refused: the newest applied migrations are unknown to this binary.
+    #[error(
+        "cannot revert: the newest applied migrations ({}) are unknown to this binary; revert \
+         them with the release that applied them first",
+        versions.join(", ")
+    )]
+    RevertBlocked {
+        /// The unknown versions.
+        versions: Vec<String>,
+    },
+
+    /// Another session held the PostgreSQL migration lock for the whole wait (another instance
+    /// is migrating, or a session that took the lock is stuck).
+    #[error(
+        "another session held the migration lock for longer than DATABASE_STARTUP_WAIT_MS ({} \
+         ms); if no instance is migrating, find the holder with `SELECT pid FROM pg_locks WHERE \
+         locktype = 'advisory' AND granted AND classid = {} AND objid = {}` and end it, or raise \
+         DATABASE_STARTUP_WAIT_MS",
+        limit.as_millis(),
+        (key >> 32) as u32,
+        *key as u32
+    )]
+    LockTimeout {
+        /// How long the run waited (`DATABASE_STARTUP_WAIT_MS`).
+        limit: Duration,
+        /// The advisory lock's key ([`crate::migrate::LOCK_KEY`]).
+        key: i64,
+    },
+
+    /// The advisory lock did not stay on the session that took it: the connection goes
+    /// through a transaction-mode pooler, where session locks mean nothing.
+    #[error(
+        "the migration advisory lock did not stay on this session: the migration URL goes \
+         through a transaction-mode pooler (PgBouncer, a -pooler endpoint). Set \
+         DATABASE_MIGRATION_URL to the database's direct endpoint"
+    )]
+    TransactionModePooler,
+
+    /// SQLite's write lock, which serialises migration runs, stayed taken for the whole
+    /// `busy_timeout`.
+    #[error(
+        "could not take SQLite's write lock: {message}; another process is writing to the \
+         database: retry when it is done, or raise DATABASE_LOCK_TIMEOUT_MS (SQLite's \
+         busy_timeout)"
+    )]
+    SqliteBusy {
+        /// SQLite's message.
+        message: String,
+    },
+
+    /// A migration's `up.sql` (or its bookkeeping) failed; it was rolled back unless it runs
+    /// outside a transaction.
+    #[error("migration {name} failed: {message}")]
+    ApplyFailed {
+        /// Its version.
+        version: String,
+        /// Its directory name.
+        name: String,
+        /// The database's message, scrubbed of secrets.
+        message: String,
+    },
+
+    /// A migration's `down.sql` (or its bookkeeping) failed.
+    #[error("reverting migration {name} failed: {message}")]
+    RevertFailed {
+        /// Its version.
+        version: String,
+        /// Its directory name.
+        name: String,
+        /// The database's message, scrubbed of secrets.
+        message: String,
+    },
+
+    /// The migrations embedded in this binary are inconsistent (a build problem).
+    #[error("the embedded migrations are unusable: {message}; rebuild the binary")]
+    Source {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The bookkeeping around the migrations failed: creating or reading Diesel's table or the
+    /// checksum table, or committing SQLite's run.
+    #[error("migration bookkeeping failed: {message}")]
+    Bookkeeping {
+        /// The database's message, scrubbed of secrets.
+        message: String,
+    },
+}

@@ -1,0 +1,238 @@
+//! Embedded migrations, one directory per backend: status, run and revert on one connection,
+//! safe when several instances start at once.
+//!
+//! The directories `migrations/postgres` and `migrations/sqlite` are ordinary Diesel migration
+//! directories (`up.sql` + `down.sql`), usable by `diesel_cli` as well (see `diesel.toml`).
+//! Applied migrations are recorded in Diesel's `__diesel_schema_migrations`; beside it,
+//! [`CHECKSUM_TABLE`] keeps the SHA-256 of each applied `up.sql`, so that a migration edited
+//! after it ran is reported instead of silently diverging.
+//!
+//! Everything here works on one connection, never on a pool or a [`crate::Database`]:
+//! [`connect`] opens the dedicated one to `DATABASE_MIGRATION_URL` (or `DATABASE_URL`), and
+//! [`crate::Database::connect`] calls in here (with `DATABASE_MIGRATE_ON_STARTUP=true`), not
+//! the other way round. A run holds the migration lock (see `lock.rs`: a PostgreSQL session
+//! advisory lock, [`LOCK_KEY`], or SQLite's write lock), so any number of instances starting
+//! at once apply each migration exactly once: the first applies, the others wait, then find
+//! nothing pending. Each migration runs in its own transaction with its checksum row, in a
+//! `migrate.apply` span that records its duration.
+//!
+//! A run refuses, with a [`MigrateError`] a caller can match, a database that carries
+//! migrations this binary does not know (a newer release ran them) or an applied migration
+//! whose `up.sql` changed.
+//!
+//! ```
+//! # fn main() -> Result<(), taskstore::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let url = format!("sqlite://{}", dir.path().join("doc.db").display());
+//! use taskstore::migrate::{self, Migrator};
+//!
+//! let config = taskstore::Config::from_vars([("DATABASE_URL", url.as_str())])?;
+//! let mut conn = migrate::connect(&config)?; // one connection, no pool
+//! let before = migrate::status(&mut conn)?;
+//! assert!(before.applied.is_empty() && !before.pending.is_empty());
+//! let applied = Migrator::from_config(&config).run(&mut conn)?;
+//! assert_eq!(applied.len(), before.pending.len());
+//! assert!(migrate::status(&mut conn)?.is_current());
+//! # Ok(()) }
+//! ```
+
+mod checksum;
+mod embedded;
+mod lock;
+mod status;
+mod step;
+
+use std::time::{Duration, Instant};
+
+use tracing::field::Empty;
+
+pub use self::checksum::CHECKSUM_TABLE;
+pub use self::embedded::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+pub use self::lock::LOCK_KEY;
+pub use self::status::{AppliedMigration, MigrationInfo, MigrationStatus};
+use crate::config::{BackendKind, Config, DEFAULT_STARTUP_WAIT_MS};
+use crate::db::DbConnection;
+pub use crate::error::MigrateError;
+use crate::error::Result;
+
+/// How long [`run`] and [`revert`] wait for the migration lock: the default of
+/// `DATABASE_STARTUP_WAIT_MS` (30 s).
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_millis(DEFAULT_STARTUP_WAIT_MS);
+
+/// Runs and reverts migrations with a chosen bound on waiting for the migration lock.
+///
+/// [`run`] and [`revert`] are `Migrator::new().run(..)` and `.revert(..)`; build one with
+/// [`Migrator::from_config`] to wait as long as `DATABASE_STARTUP_WAIT_MS` says, as start-up
+/// and the CLI do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrator {
+    lock_wait: Duration,
+}
+
+impl Default for Migrator {
+    fn default() -> Self {
+        Self {
+            lock_wait: DEFAULT_LOCK_WAIT,
+        }
+    }
+}
+
+impl Migrator {
+    /// Waits up to [`DEFAULT_LOCK_WAIT`] for the lock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Waits up to `DATABASE_STARTUP_WAIT_MS` for the lock.
+    pub fn from_config(config: &Config) -> Self {
+        Self::new().lock_wait(config.pool().startup_wait)
+    }
+
+    /// Waits up to `wait` for the PostgreSQL lock, then fails with
+    /// [`MigrateError::LockTimeout`]. (SQLite waits for its write lock as long as
+    /// `busy_timeout`, then fails with [`MigrateError::SqliteBusy`].)
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// Applies every pending migration, in order, under the migration lock; each is timed and
+    /// logged. `conn` must not be inside a transaction.
+    ///
+    /// Errors: [`MigrateError::UnknownApplied`] and [`MigrateError::ChecksumMismatch`] before
+    /// anything runs; [`MigrateError::LockTimeout`], [`MigrateError::TransactionModePooler`]
+    /// or [`MigrateError::SqliteBusy`] when the lock cannot be had;
+    /// [`MigrateError::ApplyFailed`] naming the migration that failed (the ones before it stay
+    /// applied). All are [`crate::Error::Migration`]; a lost connection is the usual
+    /// [`crate::Error`].
+    #[tracing::instrument(
+        name = "migrate.run",
+        skip_all,
+        fields(backend = %conn.backend(), applied = Empty, duration_ms = Empty)
+    )]
+    pub fn run(&self, conn: &mut DbConnection) -> Result<Vec<AppliedMigration>> {
+        let start = Instant::now();
+        let known = embedded::known(conn.backend())?;
+        let done = lock::locked(conn, self.lock_wait, |conn| {
+            checksum::create_tables(conn)?;
+            let status = status::read(conn, &known)?;
+            status.check()?;
+            checksum::record_missing(conn, &known, &status)?;
+            if status.pending.is_empty() {
+                tracing::debug!(applied = status.applied.len(), "schema is current");
+            }
+            let mut done = Vec::with_capacity(status.pending.len());
+            for info in &status.pending {
+                let k = known
+                    .iter()
+                    .find(|k| &k.info == info)
+                    .expect("pending migrations are known");
+                let duration_ms = step::apply(conn, k)?;
+                done.push(AppliedMigration {
+                    migration: info.clone(),
+                    duration_ms,
+                });
+            }
+            Ok(done)
+        })?;
+        tracing::Span::current().record("applied", done.len());
+        step::record_duration(start.elapsed());
+        Ok(done)
+    }
+
+    /// Reverts the newest `steps` applied migrations (newest first) under the migration lock,
+    /// running their `down.sql`. `conn` must not be inside a transaction.
+    ///
+    /// Errors: [`MigrateError::RevertBlocked`] when the newest applied migrations are unknown
+    /// to this binary (revert them with the release that applied them); the lock errors of
+    /// [`Migrator::run`]; [`MigrateError::RevertFailed`] naming the migration that failed.
+    #[tracing::instrument(
+        name = "migrate.revert",
+        skip_all,
+        fields(backend = %conn.backend(), steps, duration_ms = Empty)
+    )]
+    pub fn revert(&self, conn: &mut DbConnection, steps: usize) -> Result<Vec<MigrationInfo>> {
+        let start = Instant::now();
+        let known = embedded::known(conn.backend())?;
+        let reverted = lock::locked(conn, self.lock_wait, |conn| {
+            checksum::create_tables(conn)?;
+            let status = status::read(conn, &known)?;
+            if !status.unknown.is_empty() {
+                return Err(MigrateError::RevertBlocked {
+                    versions: status.unknown,
+                }
+                .into());
+            }
+            let mut reverted = Vec::new();
+            for info in status.applied.iter().rev().take(steps) {
+                let k = known
+                    .iter()
+                    .find(|k| &k.info == info)
+                    .expect("applied migrations in the status are known");
+                step::unapply(conn, k)?;
+                reverted.push(info.clone());
+            }
+            Ok(reverted)
+        })?;
+        step::record_duration(start.elapsed());
+        Ok(reverted)
+    }
+}
+
+/// Reports applied, pending, unknown and changed migrations. Reads only: creates no table and
+/// takes no lock, so it may run on any connection, pooled or not.
+#[tracing::instrument(name = "migrate.status", skip_all, fields(backend = %conn.backend()))]
+pub fn status(conn: &mut DbConnection) -> Result<MigrationStatus> {
+    let known = embedded::known(conn.backend())?;
+    status::read(conn, &known)
+}
+
+/// [`Migrator::run`] waiting up to [`DEFAULT_LOCK_WAIT`] for the lock.
+pub fn run(conn: &mut DbConnection) -> Result<Vec<AppliedMigration>> {
+    Migrator::new().run(conn)
+}
+
+/// [`Migrator::revert`] waiting up to [`DEFAULT_LOCK_WAIT`] for the lock.
+pub fn revert(conn: &mut DbConnection, steps: usize) -> Result<Vec<MigrationInfo>> {
+    Migrator::new().revert(conn, steps)
+}
+
+/// Opens the dedicated migration connection: to `DATABASE_MIGRATION_URL` when set, else
+/// `DATABASE_URL`, customised like a pooled connection, outside any pool. It does not wait
+/// for the database to come up: that is [`crate::Database::connect`]'s start-up wait.
+///
+/// Errors: [`crate::Error::Unavailable`] when the connection cannot be opened. Warns (a log
+/// line) when `DATABASE_URL` looks like a transaction-mode pooler and no migration URL is
+/// set, since the session advisory lock would not hold there.
+pub fn connect(config: &Config) -> Result<DbConnection> {
+    if config.migration_url().is_none()
+        && config.database_url().backend() == BackendKind::Postgres
+        && (!config.session().prepared_statements
+            || config
+                .database_url()
+                .host()
+                .is_some_and(|h| h.contains("-pooler")))
+    {
+        tracing::warn!(
+            "DATABASE_URL looks like a transaction-mode pooler (prepared statements off or a \
+             -pooler host) and DATABASE_MIGRATION_URL is not set: session advisory locks do \
+             not work through such a pooler; set DATABASE_MIGRATION_URL to the direct endpoint"
+        );
+    }
+    crate::db::open_dedicated(config, config.migration_target())
+}
+
+/// Applies pending migrations at start-up (`DATABASE_MIGRATE_ON_STARTUP`), on a connection of
+/// its own, waiting up to `DATABASE_STARTUP_WAIT_MS` for the lock.
+#[tracing::instrument(name = "migrate.on_startup", skip_all)]
+pub(crate) fn run_on_startup(config: &Config) -> Result<()> {
+    let start = Instant::now();
+    let mut conn = connect(config)?;
+    let applied = Migrator::from_config(config).run(&mut conn)?;
+    tracing::info!(
+        applied = applied.len(),
+        elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "migrations checked"
+    );
+    Ok(())
+}

@@ -1,9 +1,16 @@
-//! Configuration: `.env` layering, `*_FILE` secrets, validation messages, and the README's
-//! table against the spec table.
+//! Configuration: `.env` layering, `*_FILE` secrets, validation messages, the README's table
+//! against the spec table, and the bounds of what is accepted.
+
+mod common;
 
 use std::time::Duration;
 
-use taskstore::config::{DEFAULT_DATABASE_URL, DEFAULT_POOL_MAX_SIZE, SPECS, Source, VARIABLES};
+use common::{Backend, TestDb};
+use diesel::RunQueryDsl;
+use taskstore::config::{
+    DEFAULT_DATABASE_URL, DEFAULT_POOL_MAX_SIZE, MAX_MILLIS, MAX_SECONDS, Parse, SPECS, Source,
+    VARIABLES,
+};
 use taskstore::{BackendKind, Config, Error};
 
 #[test]
@@ -228,4 +235,38 @@ fn the_readme_check_sees_rows_and_defaults() {
         .find(|(n, _, _)| n == "DATABASE_POOL_MAX_SIZE")
         .unwrap();
     assert_eq!(size.1, DEFAULT_POOL_MAX_SIZE.to_string());
+}
+
+/// The largest durations the configuration accepts are ones the pool and both servers can
+/// work with: connecting and running a query neither panics (clock arithmetic) nor is refused
+/// (PostgreSQL's `i32::MAX` ms limit on its timeouts, SQLite's `busy_timeout`).
+#[test]
+fn the_largest_accepted_durations_work_on_both_backends() {
+    let max_ms = MAX_MILLIS.to_string();
+    let max_s = MAX_SECONDS.to_string();
+    let below_max_s = (MAX_SECONDS - 1).to_string();
+    let mut vars: Vec<(&str, &str)> = SPECS
+        .iter()
+        .filter_map(|spec| match spec.parse {
+            Parse::Millis { .. } => Some((spec.name, max_ms.as_str())),
+            Parse::Seconds { .. } => Some((spec.name, max_s.as_str())),
+            _ => None,
+        })
+        .collect();
+    // The idle timeout must stay below the lifetime; the start-up wait and acquisition
+    // deadline only bound waiting that does not happen here.
+    for (name, value) in &mut vars {
+        if *name == "DATABASE_IDLE_TIMEOUT_S" {
+            *value = below_max_s.as_str();
+        }
+    }
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = TestDb::new(backend, &vars);
+        let mut conn = db.conn().unwrap();
+        diesel::sql_query("SELECT 1").execute(&mut *conn).unwrap();
+        assert_eq!(
+            db.config().session().statement_timeout,
+            Duration::from_millis(MAX_MILLIS)
+        );
+    }
 }

@@ -217,7 +217,8 @@ mod tests {
 
     use crate::Error;
     use crate::config::{
-        BackendKind, Config, DEFAULT_ACQUIRE_TIMEOUT_MS, SPECS, Source, VARIABLES,
+        BackendKind, Config, DEFAULT_ACQUIRE_TIMEOUT_MS, MAX_MILLIS, MAX_SECONDS, Parse, SPECS,
+        Source, VARIABLES,
     };
 
     fn refused(vars: &[(&str, &str)]) -> Error {
@@ -312,6 +313,32 @@ mod tests {
         // A default minimum above a small pool is capped rather than refused.
         let c = Config::from_vars([("DATABASE_POOL_MAX_SIZE", "1")]).unwrap();
         assert_eq!((c.pool.max_size, c.pool.min_idle), (1, 1));
+    }
+
+    /// Durations beyond what the server accepts (PostgreSQL refuses a session whose timeout
+    /// exceeds `i32::MAX` ms) or what a clock reading can carry are refused, for every
+    /// duration variable; the largest accepted value is accepted.
+    #[test]
+    fn every_duration_is_bounded() {
+        for spec in SPECS {
+            let max = match spec.parse {
+                Parse::Millis { .. } => MAX_MILLIS,
+                Parse::Seconds { .. } => MAX_SECONDS,
+                _ => continue,
+            };
+            let over = (max + 1).to_string();
+            let e = refused(&[(spec.name, &over)]);
+            assert!(names(&e, spec.name), "{}: {e}", spec.name);
+            assert!(e.to_string().contains("at most"), "{}: {e}", spec.name);
+            let at = max.to_string();
+            // The idle timeout must stay below the lifetime.
+            let mut vars = vec![(spec.name, at.as_str())];
+            if spec.name == "DATABASE_IDLE_TIMEOUT_S" {
+                vars.push(("DATABASE_MAX_LIFETIME_S", "2147483647"));
+                vars[0].1 = "2147483646";
+            }
+            Config::from_vars(vars).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+        }
     }
 
     /// A row that `build` never reads would be documented and reported but do nothing.

@@ -12,7 +12,7 @@
 //! Every value is validated here; a bad one is an [`Error::Config`](crate::Error::Config)
 //! naming the variable and the expected form, never the secret value. So is every rule the pool
 //! relies on (minimum idle at most the pool size, idle timeout below the lifetime, positive
-//! deadlines): a [`Config`] that exists can be used by
+//! deadlines, values the server accepts): a [`Config`] that exists can be used by
 //! [`Database::connect`](crate::Database::connect), and cannot be changed afterwards except for
 //! [`Config::with_migrate_on_startup`].
 //!
@@ -36,7 +36,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use defaults::*;
-pub use spec::{DefaultValue, Parse, TextCheck, VariableSpec};
+pub use spec::{DefaultValue, MAX_MILLIS, MAX_SECONDS, Parse, TextCheck, VariableSpec};
 pub use tls::TlsRequirement;
 pub use url::{BackendKind, DatabaseUrl};
 pub use values::Source;
@@ -81,7 +81,8 @@ impl Environment {
 
 /// Pool sizing, deadlines and retries. Read it through [`Config::pool`]; it is built only by
 /// the configuration, which guarantees `min_idle <= max_size`, `idle_timeout < max_lifetime`,
-/// positive `acquire_timeout`, `connect_timeout` and timeouts.
+/// positive `acquire_timeout`, `connect_timeout` and timeouts, and durations within
+/// [`MAX_MILLIS`] / [`MAX_SECONDS`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PoolConfig {

@@ -89,12 +89,12 @@ pub enum Parse {
         /// The largest value accepted.
         max: u32,
     },
-    /// Whole milliseconds.
+    /// Whole milliseconds, at most [`MAX_MILLIS`].
     Millis {
         /// Refuse 0 (the pool cannot work with it).
         nonzero: bool,
     },
-    /// Whole seconds.
+    /// Whole seconds, at most [`MAX_SECONDS`].
     Seconds {
         /// Refuse 0 (the pool cannot work with it).
         nonzero: bool,
@@ -109,6 +109,14 @@ pub enum Parse {
 
 /// Accepts a text, or says what is expected instead (without echoing it: it may be secret).
 pub type TextCheck = fn(&str) -> Result<(), &'static str>;
+
+/// The largest millisecond value accepted (`i32::MAX`, about 24.8 days): PostgreSQL's limit
+/// for its timeouts and SQLite's for `busy_timeout`. Above it the server refuses the session.
+pub const MAX_MILLIS: u64 = i32::MAX as u64;
+
+/// The largest second value accepted (`i32::MAX`, about 68 years): far beyond any useful
+/// lifetime, and small enough that adding it to a clock reading cannot overflow.
+pub const MAX_SECONDS: u64 = i32::MAX as u64;
 
 /// The row for `name`, if taskstore reads such a variable. (A "did you mean" for misspelt
 /// names would look here.)

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use super::spec::{self, Parse, VariableSpec};
+use super::spec::{self, MAX_MILLIS, MAX_SECONDS, Parse, VariableSpec};
 use super::{Environment, TlsRequirement};
 use crate::error::{Error, Result};
 use crate::redact::{register_password, register_secret};
@@ -187,9 +187,11 @@ impl FromVar for u32 {
 
 impl FromVar for Duration {
     fn from_var(text: &str, spec: &VariableSpec) -> std::result::Result<Self, String> {
-        let (unit, nonzero, make): (_, _, fn(u64) -> Duration) = match spec.parse {
-            Parse::Millis { nonzero } => ("milliseconds", nonzero, Duration::from_millis),
-            Parse::Seconds { nonzero } => ("seconds", nonzero, Duration::from_secs),
+        let (unit, max, nonzero, make): (_, _, _, fn(u64) -> Duration) = match spec.parse {
+            Parse::Millis { nonzero } => {
+                ("milliseconds", MAX_MILLIS, nonzero, Duration::from_millis)
+            }
+            Parse::Seconds { nonzero } => ("seconds", MAX_SECONDS, nonzero, Duration::from_secs),
             _ => mismatch(spec, "Duration"),
         };
         let n: u64 = text
@@ -198,6 +200,9 @@ impl FromVar for Duration {
             .map_err(|_| format!("expected a whole number of {unit}, got {text:?}"))?;
         if nonzero && n == 0 {
             return Err("must be greater than 0".into());
+        }
+        if n > max {
+            return Err(format!("expected at most {max} {unit}, got {n}"));
         }
         Ok(make(n))
     }

@@ -1,8 +1,16 @@
-//! Configuration: `.env` layering, `*_FILE` secrets, validation messages.
+//! Configuration: `.env` layering, `*_FILE` secrets, validation messages, the README's table
+//! against the spec table, and the bounds of what is accepted.
+
+mod common;
 
 use std::time::Duration;
 
-use taskstore::config::Source;
+use common::{Backend, TestDb};
+use diesel::RunQueryDsl;
+use taskstore::config::{
+    DEFAULT_DATABASE_URL, DEFAULT_POOL_MAX_SIZE, MAX_MILLIS, MAX_SECONDS, Parse, SPECS, Source,
+    VARIABLES,
+};
 use taskstore::{BackendKind, Config, Error};
 
 #[test]
@@ -134,4 +142,131 @@ fn replica_and_migration_urls_must_match_the_backend() {
     ])
     .unwrap();
     assert_eq!(c.replica_urls().len(), 2);
+}
+
+/// The README's configuration table as (variable, default, meaning) rows, in order. Markdown
+/// backticks are dropped from the default; a row may name several variables (`A`, `B`).
+fn readme_rows() -> Vec<(String, String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md at the package root");
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .expect("README.md has a '## Configuration' section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let mut rows = Vec::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split(" | ")
+            .map(str::trim)
+            .collect();
+        let [names, default, meaning] = cells[..] else {
+            panic!("README configuration row without three cells: {line}");
+        };
+        for name in names.split(',') {
+            rows.push((
+                name.trim().trim_matches('`').to_owned(),
+                default.replace('`', ""),
+                meaning.to_owned(),
+            ));
+        }
+    }
+    rows
+}
+
+/// One source for each fact: every variable in `config::SPECS` has its README row with the same
+/// default, a meaning that starts with the row's doc line, in the same order — and the README
+/// documents no variable the code does not read.
+#[test]
+fn the_readme_table_matches_the_spec_table() {
+    let readme = readme_rows();
+    let mut problems = Vec::new();
+    for spec in SPECS {
+        let documented = spec.default.documented();
+        match readme.iter().find(|(name, _, _)| name == spec.name) {
+            None => problems.push(format!(
+                "{} has no README row; add: | `{}` | {} | {} |",
+                spec.name, spec.name, documented, spec.doc
+            )),
+            Some((_, default, meaning)) => {
+                if *default != documented {
+                    problems.push(format!(
+                        "{}: the README says the default is {default:?}, the table {documented:?}",
+                        spec.name
+                    ));
+                }
+                if !meaning.starts_with(spec.doc) {
+                    problems.push(format!(
+                        "{}: the README's meaning {meaning:?} does not start with the table's {:?}",
+                        spec.name, spec.doc
+                    ));
+                }
+            }
+        }
+    }
+    for (name, _, _) in &readme {
+        if !VARIABLES.contains(&name.as_str()) {
+            problems.push(format!(
+                "the README documents {name}, which has no row in config::SPECS (src/config/spec.rs)"
+            ));
+        }
+    }
+    let readme_order: Vec<&str> = readme.iter().map(|(name, _, _)| name.as_str()).collect();
+    if problems.is_empty() && readme_order != VARIABLES {
+        problems.push(format!(
+            "the README lists the variables in another order than config::SPECS:\n  README: {readme_order:?}\n  SPECS:  {VARIABLES:?}"
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The README check itself: a table missing a row, or with a wrong default, is caught (so the
+/// test above cannot pass by reading nothing).
+#[test]
+fn the_readme_check_sees_rows_and_defaults() {
+    let readme = readme_rows();
+    assert_eq!(readme.len(), SPECS.len(), "{readme:?}");
+    let url = readme.iter().find(|(n, _, _)| n == "DATABASE_URL").unwrap();
+    assert_eq!(url.1, DEFAULT_DATABASE_URL);
+    let size = readme
+        .iter()
+        .find(|(n, _, _)| n == "DATABASE_POOL_MAX_SIZE")
+        .unwrap();
+    assert_eq!(size.1, DEFAULT_POOL_MAX_SIZE.to_string());
+}
+
+/// The largest durations the configuration accepts are ones the pool and both servers can
+/// work with: connecting and running a query neither panics (clock arithmetic) nor is refused
+/// (PostgreSQL's `i32::MAX` ms limit on its timeouts, SQLite's `busy_timeout`).
+#[test]
+fn the_largest_accepted_durations_work_on_both_backends() {
+    let max_ms = MAX_MILLIS.to_string();
+    let max_s = MAX_SECONDS.to_string();
+    let below_max_s = (MAX_SECONDS - 1).to_string();
+    let mut vars: Vec<(&str, &str)> = SPECS
+        .iter()
+        .filter_map(|spec| match spec.parse {
+            Parse::Millis { .. } => Some((spec.name, max_ms.as_str())),
+            Parse::Seconds { .. } => Some((spec.name, max_s.as_str())),
+            _ => None,
+        })
+        .collect();
+    // The idle timeout must stay below the lifetime; the start-up wait and acquisition
+    // deadline only bound waiting that does not happen here.
+    for (name, value) in &mut vars {
+        if *name == "DATABASE_IDLE_TIMEOUT_S" {
+            *value = below_max_s.as_str();
+        }
+    }
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = TestDb::new(backend, &vars);
+        let mut conn = db.conn().unwrap();
+        diesel::sql_query("SELECT 1").execute(&mut *conn).unwrap();
+        assert_eq!(
+            db.config().session().statement_timeout,
+            Duration::from_millis(MAX_MILLIS)
+        );
+    }
 }

@@ -1,0 +1,260 @@
+//! The raw values as found (text plus where it came from), and reading one variable through
+//! its row of the spec table: its parser, its bounds, its default.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use super::spec::{self, MAX_MILLIS, MAX_SECONDS, Parse, VariableSpec};
+use super::{Environment, TlsRequirement};
+use crate::error::{Error, Result};
+use crate::redact::{register_password, register_secret};
+
+/// Where a configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum Source {
+    /// The built-in default.
+    Default,
+    /// A `.env` file (its name).
+    DotEnv(String),
+    /// A real environment variable.
+    Environment,
+    /// A command-line flag (e.g. `taskstore --database-url`).
+    CommandLine,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::DotEnv(file) => write!(f, "{file} file"),
+            Self::Environment => f.write_str("environment"),
+            Self::CommandLine => f.write_str("command line"),
+        }
+    }
+}
+
+/// Variable name → (text, source), as layered by `dotenv` or given to `Config::from_vars`.
+pub(super) type Raw = BTreeMap<String, (String, Source)>;
+
+/// The values being read, and the source of each one read so far (for the report).
+pub(super) struct Values {
+    raw: Raw,
+    sources: BTreeMap<&'static str, Source>,
+}
+
+impl Values {
+    pub(super) fn new(raw: Raw) -> Self {
+        Self {
+            raw,
+            sources: BTreeMap::new(),
+        }
+    }
+
+    /// Every name given, known or not.
+    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
+        self.raw.keys().map(String::as_str)
+    }
+
+    /// True when `name` was given at all (even empty).
+    pub(super) fn is_set(&self, name: &str) -> bool {
+        self.raw.contains_key(name)
+    }
+
+    /// The text of `name` as given, recording its source (`Default` when unset).
+    pub(super) fn given(&mut self, name: &'static str) -> Option<String> {
+        let spec = spec::known(name);
+        match self.raw.get(name) {
+            Some((v, source)) => {
+                self.sources.insert(spec.name, source.clone());
+                Some(v.clone())
+            }
+            None => {
+                self.sources.insert(spec.name, Source::Default);
+                None
+            }
+        }
+    }
+
+    /// `name` parsed by its row; its default when unset (or empty, for numbers and switches).
+    pub(super) fn read<T: FromVar>(&mut self, name: &'static str) -> Result<T> {
+        let spec = spec::known(name);
+        let given = self
+            .given(name)
+            .filter(|v| !(T::BLANK_IS_UNSET && v.trim().is_empty()));
+        let text = given.unwrap_or_else(|| self.default_text(name));
+        T::from_var(&text, spec).map_err(|message| Error::config(name, message))
+    }
+
+    /// The text of `name`'s default, parsed like a value that was set.
+    pub(super) fn default_text(&self, name: &'static str) -> String {
+        spec::known(name)
+            .default
+            .value()
+            .unwrap_or_else(|| panic!("{name} is read as a value but has no default"))
+            .to_owned()
+    }
+
+    /// The sources of every variable read, for the report.
+    pub(super) fn into_sources(self) -> BTreeMap<&'static str, Source> {
+        self.sources
+    }
+
+    /// A secret that may come from `name` or from the file its `_FILE` variable names, with the
+    /// variable it came from (for errors). A value read from a file is registered with the
+    /// scrubber at once: a URL as a whole secret, anything else as a password (a URL registered
+    /// as a password would mask every quoted word sharing four characters with it, such as the
+    /// host and user in libpq's messages).
+    pub(super) fn secret_or_file(
+        &mut self,
+        name: &'static str,
+    ) -> Result<Option<(String, &'static str)>> {
+        let file_spec = spec::file_variable_for(name).unwrap_or_else(|| {
+            panic!("{name} has no _FILE row in config::SPECS (src/config/variables.rs)")
+        });
+        let direct = self.given(name);
+        let file = self.given(file_spec.name);
+        match (direct, file) {
+            (Some(_), Some(_)) => Err(Error::config(
+                file_spec.name,
+                format!("is set together with {name}; set only one of them"),
+            )),
+            (Some(v), None) => Ok(Some((v, name))),
+            (None, Some(path)) => {
+                let is_url = matches!(spec::known(name).parse, Parse::Url);
+                read_secret_file(file_spec.name, path.trim(), is_url)
+                    .map(|v| Some((v, file_spec.name)))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Reads a secret file (one value; trailing line breaks dropped) and registers its content
+/// with the scrubber before anything can print it.
+fn read_secret_file(variable: &'static str, path: &str, is_url: bool) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::config(variable, format!("cannot read the file {path:?}: {e}")))?;
+    let value = text.trim_end_matches(['\n', '\r']).to_owned();
+    if is_url {
+        register_secret(value.trim());
+    } else {
+        register_password(&value);
+    }
+    if value.is_empty() {
+        return Err(Error::config(
+            variable,
+            format!("the file {path:?} is empty"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A type a variable's text can be read as, following the variable's [`Parse`].
+pub(super) trait FromVar: Sized {
+    /// Numbers and switches treat an empty value as unset; text keeps it.
+    const BLANK_IS_UNSET: bool = true;
+
+    /// The value, or what was expected (never echoing a secret).
+    fn from_var(text: &str, spec: &VariableSpec) -> std::result::Result<Self, String>;
+}
+
+/// A row read as a type its parser does not produce: a mistake in this crate.
+fn mismatch(spec: &VariableSpec, as_type: &str) -> ! {
+    panic!(
+        "config: {} is parsed as {:?} but read as {as_type}",
+        spec.name, spec.parse
+    )
+}
+
+impl FromVar for u32 {
+    fn from_var(text: &str, spec: &VariableSpec) -> std::result::Result<Self, String> {
+        let Parse::Count { expected, min, max } = spec.parse else {
+            mismatch(spec, "u32")
+        };
+        let n: u32 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected {expected}, got {text:?}"))?;
+        if (min..=max).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("expected {expected}, got {n}"))
+        }
+    }
+}
+
+impl FromVar for Duration {
+    fn from_var(text: &str, spec: &VariableSpec) -> std::result::Result<Self, String> {
+        let (unit, max, nonzero, make): (_, _, _, fn(u64) -> Duration) = match spec.parse {
+            Parse::Millis { nonzero } => {
+                ("milliseconds", MAX_MILLIS, nonzero, Duration::from_millis)
+            }
+            Parse::Seconds { nonzero } => ("seconds", MAX_SECONDS, nonzero, Duration::from_secs),
+            _ => mismatch(spec, "Duration"),
+        };
+        let n: u64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected a whole number of {unit}, got {text:?}"))?;
+        if nonzero && n == 0 {
+            return Err("must be greater than 0".into());
+        }
+        if n > max {
+            return Err(format!("expected at most {max} {unit}, got {n}"));
+        }
+        Ok(make(n))
+    }
+}
+
+impl FromVar for bool {
+    fn from_var(text: &str, spec: &VariableSpec) -> std::result::Result<Self, String> {
+        if !matches!(spec.parse, Parse::Flag) {
+            mismatch(spec, "bool");
+        }
+        switch(text).ok_or_else(|| format!("expected true or false, got {:?}", text.trim()))
+    }
+}
+
+/// The spellings of a switch accepted everywhere.
+pub(super) fn switch(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+impl FromVar for TlsRequirement {
+    fn from_var(text: &str, spec: &VariableSpec) -> std::result::Result<Self, String> {
+        if !matches!(spec.parse, Parse::Tls) {
+            mismatch(spec, "TlsRequirement");
+        }
+        Self::parse(text)
+            .ok_or_else(|| format!("expected auto, true or false, got {:?}", text.trim()))
+    }
+}
+
+impl FromVar for Environment {
+    fn from_var(text: &str, spec: &VariableSpec) -> std::result::Result<Self, String> {
+        if !matches!(spec.parse, Parse::Environment) {
+            mismatch(spec, "Environment");
+        }
+        Self::parse(text)
+    }
+}
+
+impl FromVar for String {
+    const BLANK_IS_UNSET: bool = false;
+
+    fn from_var(text: &str, spec: &VariableSpec) -> std::result::Result<Self, String> {
+        let Parse::Text { check } = spec.parse else {
+            mismatch(spec, "String")
+        };
+        match check.map(|check| check(text)) {
+            Some(Err(expected)) => Err(expected.to_owned()),
+            _ => Ok(text.to_owned()),
+        }
+    }
+}

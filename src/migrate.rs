@@ -325,7 +325,7 @@ fn open(db: &Database) -> Result<DbConnection> {
              not work through such a pooler; set DATABASE_MIGRATION_URL to the direct endpoint"
         );
     }
-    crate::db::open_dedicated(config, config.migration_target())
+    crate::conn::open(config, config.migration_target())
 }
 
 /// Runs `f` on a dedicated connection holding the migration lock.

@@ -30,16 +30,16 @@ pub struct Health {
     pub pool: PoolState,
 }
 
-impl Database {
+impl Health {
     /// Checks out a connection, measures one round trip and reads the schema version. Fails
     /// with the same typed errors as [`Database::conn`] when the database is unreachable.
-    pub fn health(&self) -> Result<Health> {
+    pub(super) fn check(db: &Database) -> Result<Health> {
         let start = Instant::now();
         // The check leaves no session state behind: no reset round trip on return.
-        let mut conn = self.conn()?.trusted();
+        let mut conn = db.conn()?.trusted();
         let acquire = start.elapsed();
         let t = Instant::now();
-        let ping = super::manager::ping(&mut conn);
+        let ping = crate::conn::ping(&mut conn);
         let latency = t.elapsed();
         if let Err(message) = ping {
             let err = crate::Error::Database {
@@ -55,11 +55,11 @@ impl Database {
             .get_result::<Option<String>>(&mut *conn)
             .unwrap_or(None);
         Ok(Health {
-            backend: self.backend(),
+            backend: db.backend(),
             latency,
             acquire,
             schema_version,
-            pool: self.pool_state(),
+            pool: db.pool_state(),
         })
     }
 }

@@ -1,7 +1,7 @@
-//! The pool publishes through the `metrics` facade: a recorder installed by the application
-//! (a Prometheus exporter in production; a recording one here) sees the pool's events, each
-//! labelled with its pool, described with a unit, and gauges that follow the pool as it
-//! changes.
+//! Observability. The pool publishes through the `metrics` facade: a recorder installed by the
+//! application (a Prometheus exporter in production; a recording one here) sees the pool's
+//! events, each labelled with its pool, described with a unit, and gauges that follow the pool
+//! as it changes. Acquisitions and transactions open `tracing` spans.
 //!
 //! One test installs the recorder globally, as an application does. The others build their
 //! `Database` under a recorder of their own (`metrics::with_local_recorder`): the pool
@@ -200,10 +200,8 @@ fn every_metric_is_described_with_a_unit_and_labelled_with_its_pool() {
     .unwrap();
     let db =
         metrics::with_local_recorder(&recorder, || taskstore::Database::connect(&config).unwrap());
-    db.run_read(|c| Ok(taskstore::repo::users::count(c)?))
-        .unwrap();
-    db.with_transaction(|c| taskstore::repo::users::count(c))
-        .unwrap();
+    db.run_read(taskstore::repo::users::count).unwrap();
+    db.with_transaction(taskstore::repo::users::count).unwrap();
 
     let keys = recorder.keys();
     assert!(!keys.is_empty());
@@ -362,7 +360,7 @@ fn permanent_failures_are_counted_apart_from_timeouts() {
         Backend::Postgres,
         &[("DATABASE_POOL_MIN_IDLE", "0")],
     );
-    db.run(|c| Ok(taskstore::repo::users::count(c)?)).unwrap();
+    db.run(taskstore::repo::users::count).unwrap();
     let name = db.url.rsplit('/').next().unwrap().to_owned();
     let mut admin = PgConnection::establish(&common::pg_admin_url()).unwrap();
     // A test-owned name (taskstore_test_<pid>_<n>); DDL takes no bind parameters.
@@ -387,4 +385,48 @@ fn permanent_failures_are_counted_apart_from_timeouts() {
     assert!(counter("connect_failures_total") >= 1);
     let stats = db.stats();
     assert_eq!((stats.permanent_failures, stats.timeouts), (1, 0));
+}
+
+/// The spans a subscriber saw opened, as `name field=value ...`.
+#[derive(Clone, Default)]
+struct Spans(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Spans {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut line = attrs.metadata().name().to_owned();
+        attrs.record(
+            &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                line.push_str(&format!(" {}={value:?}", field.name()));
+            },
+        );
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+#[test]
+fn acquisitions_and_transactions_open_spans() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let db = TestDb::new(Backend::Sqlite, &[]);
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry().with(spans.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        drop(db.conn().unwrap());
+        db.with_transaction(taskstore::repo::users::count).unwrap();
+    });
+    let seen = spans.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            "acquire pool=primary",
+            "transaction pool=primary read_only=false isolation=None",
+            "acquire pool=primary",
+        ],
+        "one span per acquisition (the transaction's inside its own), none for the arguments"
+    );
 }

@@ -117,7 +117,7 @@ impl Database {
     }
 
     /// Runs `f` inside a transaction on the primary with the default [`TxOptions`]. See the
-    /// [`tx`](crate::tx) module for the outcomes, re-runs and `CommitUnknown`.
+    /// [`tx`] module for the outcomes, re-runs and `CommitUnknown`.
     #[track_caller]
     pub fn with_transaction<T, E, F>(&self, f: F) -> Result<T, E>
     where

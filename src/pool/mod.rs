@@ -27,6 +27,9 @@
 //!   wait (a connect that did not complete, a liveness check that timed out, connect errors)
 //!   is `Unavailable`.
 //!
+//! Each acquisition runs in a `debug`-level `tracing` span `acquire` with the field `pool`;
+//! the events it logs (retries, discarded connections, the failure) carry it.
+//!
 //! # Metrics
 //!
 //! Published through the `metrics` facade, each with the label `pool` (`primary`, or

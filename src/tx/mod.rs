@@ -62,6 +62,12 @@
 //! is an ordinary error from the statement that noticed it (`Database { kind: Disconnected }`):
 //! nothing was committed and the closure can be run again.
 //!
+//! # Tracing
+//!
+//! Each call runs in a `debug`-level span `transaction` with the fields `pool`, `read_only`,
+//! `isolation` and `runs` (how many times the closure ran); the acquisitions inside it open
+//! their own `acquire` spans. The closure and its values are never recorded.
+//!
 //! # Isolation and read-only per backend
 //!
 //! | option | PostgreSQL | SQLite |
@@ -157,7 +163,7 @@ struct Failure<E> {
     name = "transaction",
     level = "debug",
     skip_all,
-    fields(pool = pool.name(), read_only = opts.read_only, isolation = ?opts.isolation, runs)
+    fields(pool = %pool.name(), read_only = opts.read_only, isolation = ?opts.isolation, runs)
 )]
 pub(crate) fn run<T, E, F>(pool: &Pool, config: &Config, opts: TxOptions, mut f: F) -> Result<T, E>
 where

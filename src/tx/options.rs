@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 
-/// Transaction isolation level. See the [module docs](self) for what each means on SQLite.
+/// Transaction isolation level. See the [module docs](crate::tx) for what each means on SQLite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IsolationLevel {
     /// Each statement sees data committed before it began.

@@ -23,8 +23,9 @@ use crate::config::BackendKind;
 /// implementation of each query serves PostgreSQL and SQLite, standalone or inside a
 /// transaction.
 ///
-/// Built by Diesel's `MultiConnection` derive; the pool constructs the variant itself from the
-/// configured URL (the derive's own `establish` would guess by trying each backend in turn).
+/// Built by Diesel's `MultiConnection` derive; [`open`] (and the pool, through the same code)
+/// constructs the variant from the configured URL's backend (the derive's own `establish`
+/// would guess by trying each backend in turn).
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     /// A PostgreSQL connection.

@@ -214,7 +214,10 @@ impl Inner {
         };
         pool::wait_until_ready(config.database_url(), config)?;
         let primary = Pool::build("primary", config.database_url(), config);
-        let replicas = (config.replica_urls().iter().enumerate())
+        let replicas = config
+            .replica_urls()
+            .iter()
+            .enumerate()
             .map(|(i, url)| Pool::build(&format!("replica{}", i + 1), url, config))
             .collect();
         primary.check_server_capacity();

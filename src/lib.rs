@@ -13,32 +13,66 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: [`config`] (environment → validated [`Config`]), [`db`] (pools, acquisition,
-//! [`Database`]), [`tx`] (`with_transaction`: commit, rollback, savepoints, re-runs),
-//! [`error`] (the one [`Error`] enum), [`migrate`] (on one connection, never a pool),
-//! [`health`] (`Database::health` and a one-connection probe), [`schema`], [`sql_types`],
-//! [`redact`] (secret scrubbing), [`models`] (users, tasks, typed ids, validation) and [`repo`]
-//! (the user and task operations, written once for both backends).
+//! # Layers
+//!
+//! Each module uses only the modules listed after it, so a change travels one way:
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`database`] | the [`Database`] façade: every public operation, each delegating below; the [`Users`](database::Users) / [`Tasks`](database::Tasks) handles; [`Health`](database::Health) |
+//! | [`migrate`], [`repo`], [`tx`] | migrations on one connection under a lock; the user and task operations, written once against `&mut DbConnection` for both backends; transactions on a pool (commit, rollback, savepoints, re-runs, `CommitUnknown`) |
+//! | [`models`], [`schema`], [`sql_types`] | the domain types (users, tasks, typed ids, validation) and the Diesel schema |
+//! | [`pool`] | r2d2 pools, acquisition with a hard deadline, the [`Conn`] guard, start-up, [`Stats`] and metrics |
+//! | [`conn`] | one connection: [`DbConnection`], opening and customising it, the session reset, liveness |
+//! | [`config`] | environment → validated [`Config`] |
+//! | [`error`], [`redact`] | the one [`Error`] enum; secret scrubbing |
+//!
+//! Every loop that waits and tries again takes its delays from one backoff policy
+//! (exponential, equal jitter, clipped to a deadline).
+//!
+//! # Observability
+//!
+//! `tracing` events throughout, and `debug`-level spans `acquire` (one checkout, with the
+//! `pool`) and `transaction` (one `with_transaction`, with its `runs`). Metrics go through the
+//! `metrics` facade, each with a `pool` label (`primary`, `replica1`, ...): see
+//! [`pool`](pool#metrics) for the list, and install the recorder before [`Database::connect`].
 
-mod backoff;
-pub mod config;
-pub mod db;
-pub mod error;
+// In layer order: a module uses only modules declared after it.
+
+// The façade.
+pub mod database;
+
+// Operations on a connection: migrations, the repositories, transactions.
 pub mod migrate;
-pub mod models;
-pub mod redact;
 pub mod repo;
-pub mod schema;
-pub mod sql_types;
 pub mod tx;
 
+// The domain types and the Diesel schema.
+pub mod models;
+pub mod schema;
+pub mod sql_types;
+
+// Pools of connections, then one connection.
+pub mod pool;
+
+pub mod conn;
+
+// Configuration, then the foundations: the backoff policy, errors, secret scrubbing.
+pub mod config;
+
+mod backoff;
+pub mod error;
+pub mod redact;
+
 pub use config::{BackendKind, Config, DatabaseUrl, Environment};
-pub use db::{Conn, Database, DbConnection, Stats, health};
+pub use conn::DbConnection;
+pub use database::{Database, health};
 pub use error::{ConnectFailure, DbErrorKind, Error, PoolState, Result};
 pub use models::{
     NewTask, NewUser, Page, PageRequest, Task, TaskFilter, TaskId, TaskImport, TaskPatch, TaskSort,
     TaskStats, User, UserId, UserPatch,
 };
+pub use pool::{Conn, Stats};
 pub use tx::{IsolationLevel, TransactionError, TxOptions};
 
 /// The README's Rust examples, compiled as doctests so that they cannot rot.

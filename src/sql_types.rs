@@ -14,7 +14,7 @@ use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::{HasSqlType, SqlType};
 use diesel::sqlite::Sqlite;
 
-use crate::db::MultiBackend;
+use crate::conn::MultiBackend;
 
 /// A UUID: `uuid` on PostgreSQL, a 16-byte `BLOB` on SQLite.
 #[derive(Debug, Clone, Copy, Default, SqlType, diesel::query_builder::QueryId)]

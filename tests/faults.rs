@@ -130,6 +130,16 @@ fn frozen_server_with_a_warm_pool_fails_within_the_deadline() {
             "a frozen server is unavailable, not an exhausted pool: {err}"
         );
     }
+    let stats = db.stats();
+    assert_eq!(
+        (
+            stats.timeouts,
+            stats.permanent_failures,
+            stats.retries_exhausted
+        ),
+        (2, 0, 0),
+        "both calls ran into the deadline: {stats:?}"
+    );
 
     cluster.thaw();
     assert!(
@@ -181,6 +191,8 @@ fn frozen_server_with_a_cold_or_exhausted_pool_fails_within_the_deadline() {
         matches!(err, Error::PoolTimeout { .. }),
         "a pool whose connections are all held is exhausted: {err}"
     );
+    assert_eq!(cold.stats().timeouts, 2, "{:?}", cold.stats());
+    assert_eq!(full.stats().timeouts, 1, "{:?}", full.stats());
 
     cluster.thaw();
     drop(cold_held);
@@ -440,6 +452,12 @@ fn permanent_errors_fail_fast_without_retries() {
         assert!(elapsed < fast, "failed fast, not after {elapsed:?}");
     }
     assert_eq!(db.stats().retries, 0, "{:?}", db.stats());
+    let stats = db.stats();
+    assert_eq!(
+        (stats.permanent_failures, stats.timeouts),
+        (2, 0),
+        "permanent failures are not timeouts: {stats:?}"
+    );
 
     cluster.psql("postgres", "CREATE DATABASE victim OWNER app");
     assert!(
@@ -469,4 +487,50 @@ fn permanent_errors_fail_fast_without_retries() {
     );
     assert!(elapsed < fast, "failed fast, not after {elapsed:?}");
     assert_eq!(db.stats().retries, 0, "{:?}", db.stats());
+    assert_eq!(db.stats().timeouts, 0, "{:?}", db.stats());
+}
+
+/// A stopped server refuses connections, a transient error: the caller retries
+/// `DATABASE_RETRY_ATTEMPTS` times on the crate's backoff and, with the deadline still far,
+/// gets `Unavailable` once the retries are spent — counted as exhausted retries, not as a
+/// timeout.
+#[test]
+fn refused_connections_exhaust_the_retries_before_the_deadline() {
+    let cluster = Cluster::start(&[]);
+    let db = connect(
+        &cluster.url(),
+        &[
+            ("DATABASE_POOL_MIN_IDLE", "0"),
+            ("DATABASE_RETRY_ATTEMPTS", "1"),
+            ("DATABASE_ACQUIRE_TIMEOUT_MS", "10000"),
+        ],
+    );
+    query(&db).expect("query");
+    cluster.stop();
+    let (result, elapsed) = timed(|| db.conn().map(drop));
+    let err = result.expect_err("nothing listens");
+    eprintln!(
+        "FAULT-FIGURE refused connections, 1 retry, 10 s deadline: failed after {} ms",
+        ms(elapsed)
+    );
+    assert!(
+        matches!(
+            err,
+            Error::Unavailable {
+                kind: ConnectFailure::Refused,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "gave up after the retries, not at the deadline: {elapsed:?}"
+    );
+    let stats = db.stats();
+    assert_eq!(
+        (stats.retries, stats.retries_exhausted, stats.timeouts),
+        (1, 1, 0),
+        "{stats:?}"
+    );
 }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::MigrationStatus;
 use super::embedded::Known;
-use crate::db::DbConnection;
+use crate::conn::DbConnection;
 use crate::error::{MigrateError, Result};
 use crate::redact::scrub;
 

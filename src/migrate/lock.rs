@@ -21,7 +21,7 @@ use diesel::sql_types::{BigInt, Bool, Text};
 use diesel::{PgConnection, SqliteConnection};
 use tracing::field::Empty;
 
-use crate::db::DbConnection;
+use crate::conn::DbConnection;
 use crate::error::{DbErrorKind, Error, MigrateError, Result};
 use crate::redact::scrub;
 

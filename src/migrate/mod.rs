@@ -51,7 +51,7 @@ pub use self::embedded::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use self::lock::LOCK_KEY;
 pub use self::status::{AppliedMigration, MigrationInfo, MigrationStatus};
 use crate::config::{BackendKind, Config, DEFAULT_STARTUP_WAIT_MS};
-use crate::db::DbConnection;
+use crate::conn::DbConnection;
 pub use crate::error::MigrateError;
 use crate::error::Result;
 
@@ -219,7 +219,7 @@ pub fn connect(config: &Config) -> Result<DbConnection> {
              not work through such a pooler; set DATABASE_MIGRATION_URL to the direct endpoint"
         );
     }
-    crate::db::open_dedicated(config, config.migration_target())
+    crate::conn::open(config, config.migration_target())
 }
 
 /// Applies pending migrations at start-up (`DATABASE_MIGRATE_ON_STARTUP`), on a connection of

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use super::checksum::{self, CHECKSUM_TABLE};
 use super::embedded::Known;
-use crate::db::DbConnection;
+use crate::conn::DbConnection;
 use crate::error::{MigrateError, Result};
 
 diesel::table! {

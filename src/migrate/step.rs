@@ -11,7 +11,7 @@ use tracing::field::Empty;
 
 use super::checksum;
 use super::embedded::{BoxError, Known, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, find};
-use crate::db::DbConnection;
+use crate::conn::DbConnection;
 use crate::error::{MigrateError, Result};
 use crate::redact::scrub;
 

@@ -90,12 +90,12 @@ pub(crate) use typed_id;
 /// the multi-backend (COPY on PostgreSQL serialises with `Pg` directly).
 macro_rules! delegate_sql {
     ($name:ty => $sql:ty, $inner:ty) => {
-        impl diesel::serialize::ToSql<$sql, crate::db::MultiBackend> for $name {
+        impl diesel::serialize::ToSql<$sql, crate::conn::MultiBackend> for $name {
             fn to_sql<'b>(
                 &'b self,
-                out: &mut diesel::serialize::Output<'b, '_, crate::db::MultiBackend>,
+                out: &mut diesel::serialize::Output<'b, '_, crate::conn::MultiBackend>,
             ) -> diesel::serialize::Result {
-                diesel::serialize::ToSql::<$sql, crate::db::MultiBackend>::to_sql(&self.0, out)
+                diesel::serialize::ToSql::<$sql, crate::conn::MultiBackend>::to_sql(&self.0, out)
             }
         }
 
@@ -117,18 +117,18 @@ macro_rules! delegate_sql {
             }
         }
 
-        impl diesel::deserialize::FromSql<$sql, crate::db::MultiBackend> for $name {
+        impl diesel::deserialize::FromSql<$sql, crate::conn::MultiBackend> for $name {
             fn from_sql(
-                bytes: <crate::db::MultiBackend as diesel::backend::Backend>::RawValue<'_>,
+                bytes: <crate::conn::MultiBackend as diesel::backend::Backend>::RawValue<'_>,
             ) -> diesel::deserialize::Result<Self> {
-                <$inner as diesel::deserialize::FromSql<$sql, crate::db::MultiBackend>>::from_sql(
+                <$inner as diesel::deserialize::FromSql<$sql, crate::conn::MultiBackend>>::from_sql(
                     bytes,
                 )
                 .map(Self)
             }
         }
 
-        // Queries run on the backend's own connection (`crate::db::on_backend`) read these too.
+        // Queries run on the backend's own connection (`crate::conn::on_backend`) read these too.
         impl diesel::deserialize::FromSql<$sql, diesel::pg::Pg> for $name {
             fn from_sql(
                 bytes: <diesel::pg::Pg as diesel::backend::Backend>::RawValue<'_>,

@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer, Nullable, SmallInt, Text};
 
 use super::{cursor, keyset, not_found};
-use crate::db::{DbConnection, MultiBackend, on_backend};
+use crate::conn::{DbConnection, MultiBackend, on_backend};
 use crate::error::{DbErrorKind, Error, Result};
 use crate::models::task::TaskRow;
 use crate::models::{

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::{cursor, not_found};
-use crate::db::DbConnection;
+use crate::conn::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::user::UserRow;
 use crate::models::{NewUser, Page, PageRequest, Ts, User, UserId, UserPatch, now, validate};

@@ -50,14 +50,14 @@ pub struct Probe {
     pub migrations: MigrationStatus,
 }
 
-impl Database {
+impl Health {
     /// Checks out a connection, measures one round trip and reads the schema version. Fails
     /// with the same typed errors as [`Database::conn`] when the database is unreachable.
     #[tracing::instrument(name = "health", skip_all)]
-    pub fn health(&self) -> Result<Health> {
+    pub(super) fn check(db: &Database) -> Result<Health> {
         let start = Instant::now();
         // The check leaves no session state behind: no reset round trip on return.
-        let mut conn = self.conn()?.trusted();
+        let mut conn = db.conn()?.trusted();
         let acquire = start.elapsed();
         let (latency, schema_version) = match round_trip(&mut conn) {
             Ok(answer) => answer,
@@ -67,11 +67,11 @@ impl Database {
             }
         };
         Ok(Health {
-            backend: self.backend(),
+            backend: db.backend(),
             latency,
             acquire,
             schema_version,
-            pool: self.pool_state(),
+            pool: db.pool_state(),
         })
     }
 }
@@ -92,7 +92,7 @@ impl Database {
 #[tracing::instrument(name = "health.probe", skip_all)]
 pub fn probe(config: &Config) -> Result<Probe> {
     let start = Instant::now();
-    let mut conn = super::open_dedicated(config, config.database_url())?;
+    let mut conn = crate::conn::open(config, config.database_url())?;
     let connect = start.elapsed();
     let (latency, schema_version) = round_trip(&mut conn)?;
     let migrations = migrate::status(&mut conn)?;
@@ -108,7 +108,7 @@ pub fn probe(config: &Config) -> Result<Probe> {
 /// One timed `SELECT 1`, then the schema version.
 fn round_trip(conn: &mut DbConnection) -> Result<(Duration, Option<String>)> {
     let t = Instant::now();
-    super::manager::ping(conn).map_err(|message| Error::Database {
+    crate::conn::ping(conn).map_err(|message| Error::Database {
         kind: DbErrorKind::Disconnected,
         message,
     })?;

@@ -1,6 +1,21 @@
-//! The connection type every query is written against, whichever backend is configured.
+//! One connection, below any pool: the [`DbConnection`] type every query is written against,
+//! opening and customising a connection ([`open`]), the reset that returns a connection a
+//! caller used raw to its customised state, and liveness (a deadline on a blocking round trip,
+//! a non-blocking look at an idle socket).
+//!
+//! The pool ([`crate::pool`]) builds on these pieces; migrations and one-shot checks use
+//! [`open`] directly, without a pool.
+
+mod liveness;
+mod open;
+mod reset;
 
 use diesel::{PgConnection, SqliteConnection};
+
+pub(crate) use liveness::{Input, find_tcp_socket, ping, unexpected_input, with_deadline};
+pub use open::{ConnectError, open};
+pub(crate) use open::{Connector, Opened};
+pub(crate) use reset::SessionReset;
 
 use crate::config::BackendKind;
 
@@ -8,8 +23,9 @@ use crate::config::BackendKind;
 /// implementation of each query serves PostgreSQL and SQLite, standalone or inside a
 /// transaction.
 ///
-/// Built by Diesel's `MultiConnection` derive; the pool constructs the variant itself from the
-/// configured URL (the derive's own `establish` would guess by trying each backend in turn).
+/// Built by Diesel's `MultiConnection` derive; [`open`] (and the pool, through the same code)
+/// constructs the variant from the configured URL's backend (the derive's own `establish`
+/// would guess by trying each backend in turn).
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     /// A PostgreSQL connection.
@@ -31,8 +47,8 @@ pub enum DbConnection {
 macro_rules! on_backend {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
-            $crate::db::DbConnection::Postgres($c) => $body,
-            $crate::db::DbConnection::Sqlite($c) => $body,
+            $crate::conn::DbConnection::Postgres($c) => $body,
+            $crate::conn::DbConnection::Sqlite($c) => $body,
         }
     };
 }

@@ -1,4 +1,6 @@
-//! A hard deadline for a blocking round trip on a PostgreSQL socket.
+//! Is a connection still alive? A hard deadline for a blocking round trip on a PostgreSQL
+//! socket (the watchdog), a look at an idle socket that costs no round trip
+//! ([`unexpected_input`]), and the round trip itself ([`ping`]).
 //!
 //! libpq blocks in `poll()` until the server answers; a frozen server (SIGSTOP) or a network
 //! that silently drops packets never answers, and no libpq setting bounds that wait for a
@@ -15,6 +17,11 @@ use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
+
+use diesel::connection::SimpleConnection;
+
+use super::DbConnection;
+use crate::redact::scrub;
 
 #[derive(Default)]
 struct State {
@@ -187,4 +194,10 @@ pub(crate) fn unexpected_input(fd: RawFd) -> Option<Input> {
     } else {
         None
     }
+}
+
+/// One cheap round trip; the error is scrubbed.
+pub(crate) fn ping(conn: &mut DbConnection) -> Result<(), String> {
+    conn.batch_execute("SELECT 1")
+        .map_err(|e| scrub(e.to_string().trim_end()))
 }

@@ -1,0 +1,244 @@
+//! The [`Database`] façade: the one handle an application builds at start-up and shares.
+//!
+//! Every public operation is here, each a few lines that hand the work to the layer that does
+//! it: the pools ([`crate::pool`]), transactions ([`crate::tx`]), migrations
+//! ([`crate::migrate`]), the repositories ([`crate::repo`], through [`Users`] and [`Tasks`])
+//! and the health check.
+
+mod handles;
+pub mod health;
+
+use std::panic::Location;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+pub use handles::{Tasks, Users};
+pub use health::{Health, Probe};
+
+use crate::config::{BackendKind, Config};
+use crate::conn::DbConnection;
+use crate::error::{Error, PoolState, Result};
+use crate::pool::{self, Conn, Pool, Stats};
+use crate::tx::{self, TransactionError, TxOptions};
+
+/// The handle an application builds once at start-up and shares (it is cheap to clone).
+///
+/// ```no_run
+/// # fn main() -> Result<(), taskstore::Error> {
+/// let config = taskstore::Config::from_env()?;
+/// let db = taskstore::Database::connect(&config)?;
+/// let mut conn = db.conn()?;           // a connection, or a typed error within the deadline
+/// # let _ = &mut conn;
+/// println!("{:?}", db.stats().pool);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+impl Database {
+    /// Builds the pools, waits up to `DATABASE_STARTUP_WAIT_MS` for the database (logging each
+    /// attempt), checks the pool against the server's `max_connections`, and applies pending
+    /// migrations when `DATABASE_MIGRATE_ON_STARTUP` is true.
+    ///
+    /// Install a `metrics` recorder before calling this: the pools register their metrics
+    /// here.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the database does not answer within the start-up wait or
+    /// refuses us (authentication, unknown database); [`Error::Migration`] when migrations
+    /// cannot be applied.
+    pub fn connect(config: &Config) -> Result<Self> {
+        let db = Self {
+            inner: Arc::new(Inner::open(config)?),
+        };
+        if config.migrate_on_startup() {
+            crate::migrate::run_on_startup(config)?;
+        }
+        Ok(db)
+    }
+
+    /// The configuration this database was built from.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The backend of the primary.
+    pub fn backend(&self) -> BackendKind {
+        self.inner.primary.backend()
+    }
+
+    /// Checks a connection out of the primary pool, within `DATABASE_ACQUIRE_TIMEOUT_MS`.
+    ///
+    /// The caller may do anything with it, including a raw `BEGIN` or `SET` through
+    /// `sql_query`, so it is reset when it returns to the pool: any open transaction rolled
+    /// back, session settings restored (on PostgreSQL `RESET ALL` and friends, one round trip
+    /// on return; on SQLite the layer's pragmas, no network). A connection that cannot be reset
+    /// is discarded. [`Database::run`], [`Database::with_transaction`] and the repositories run
+    /// only the layer's own statements and skip that round trip, which is why they are the
+    /// fast path: prefer them for ordinary work and keep `conn()` for code that needs the
+    /// connection itself.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolTimeout`] when every connection stays checked out until the deadline (or
+    /// `DATABASE_POOL_MAX_WAITERS` callers are already waiting); [`Error::Unavailable`] when
+    /// the server does not answer in time or refuses us.
+    #[track_caller]
+    pub fn conn(&self) -> Result<Conn> {
+        self.inner.primary.acquire(Location::caller())
+    }
+
+    /// Checks a connection out of a read replica (round robin) when replicas are configured,
+    /// else out of the primary. A replica that cannot hand out a connection falls back to the
+    /// primary. Replicas lag: read your own writes from [`Database::conn`].
+    #[track_caller]
+    pub fn read_conn(&self) -> Result<Conn> {
+        self.inner.read_conn(Location::caller())
+    }
+
+    /// Checks out a connection, runs `f` on it and returns its result. A disconnect-class error
+    /// discards the connection and evicts its idle siblings.
+    ///
+    /// The connection is not reset on return (see [`Database::conn`]): `f` must not leave a
+    /// transaction open or change session settings; use [`Database::with_transaction`] for
+    /// transactions.
+    #[track_caller]
+    pub fn run<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
+        self.conn()?.run(f)
+    }
+
+    /// Like [`Database::run`], on a read replica when configured.
+    #[track_caller]
+    pub fn run_read<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
+        self.read_conn()?.run(f)
+    }
+
+    /// Runs `f` inside a transaction on the primary with the default [`TxOptions`]. See the
+    /// [`tx`] module for the outcomes, re-runs and `CommitUnknown`.
+    #[track_caller]
+    pub fn with_transaction<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnMut(&mut DbConnection) -> Result<T, E>,
+        E: From<Error> + TransactionError,
+    {
+        self.with_transaction_opts(TxOptions::default(), f)
+    }
+
+    /// Runs `f` inside a transaction on the primary with `opts` (isolation level, read-only,
+    /// re-runs).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), taskstore::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let url = format!("sqlite://{}", dir.path().join("doc.db").display());
+    /// # let config = taskstore::Config::from_vars([("DATABASE_URL", url.as_str())])?;
+    /// # let db = taskstore::Database::connect(&config)?;
+    /// use taskstore::tx::TxOptions;
+    /// let n = db.with_transaction_opts(TxOptions::new().serializable().read_only(), |conn| {
+    ///     use diesel::prelude::*;
+    ///     Ok::<_, taskstore::Error>(taskstore::schema::tasks::table.count().get_result::<i64>(conn)?)
+    /// })?;
+    /// # assert_eq!(n, 0);
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn with_transaction_opts<T, E, F>(&self, opts: TxOptions, f: F) -> Result<T, E>
+    where
+        F: FnMut(&mut DbConnection) -> Result<T, E>,
+        E: From<Error> + TransactionError,
+    {
+        tx::run(&self.inner.primary, self.config(), opts, f)
+    }
+
+    /// User operations, each on a connection checked out for the call.
+    pub fn users(&self) -> Users<'_> {
+        Users::new(self)
+    }
+
+    /// Task operations, each on a connection checked out for the call.
+    pub fn tasks(&self) -> Tasks<'_> {
+        Tasks::new(self)
+    }
+
+    /// Checks out a connection, measures one round trip and reads the schema version. Fails
+    /// with the same typed errors as [`Database::conn`] when the database is unreachable.
+    pub fn health(&self) -> Result<Health> {
+        Health::check(self)
+    }
+
+    /// The primary pool's current state.
+    pub fn pool_state(&self) -> PoolState {
+        self.inner.primary.state()
+    }
+
+    /// A snapshot of the primary pool's state and counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.primary.stats()
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("url", self.inner.primary.url())
+            .field("replicas", &self.inner.replicas.len())
+            .field("pool", &self.pool_state())
+            .finish()
+    }
+}
+
+/// What a [`Database`] shares between its clones.
+struct Inner {
+    config: Config,
+    /// For `sqlite::memory:`: a connection held for the life of the `Database`, because an
+    /// in-memory database disappears when its last connection closes.
+    _anchor: Option<std::sync::Mutex<DbConnection>>,
+    primary: Pool,
+    replicas: Vec<Pool>,
+    next_replica: AtomicUsize,
+}
+
+impl Inner {
+    /// The start-up sequence: describe the metrics, wait for the database, build the pools,
+    /// check the primary against the server's capacity.
+    fn open(config: &Config) -> Result<Self> {
+        pool::describe_metrics();
+        let anchor = if config.database_url().is_memory() {
+            let conn = crate::conn::open(config, config.database_url())?;
+            Some(std::sync::Mutex::new(conn))
+        } else {
+            None
+        };
+        pool::wait_until_ready(config.database_url(), config)?;
+        let primary = Pool::build("primary", config.database_url(), config);
+        let replicas = config
+            .replica_urls()
+            .iter()
+            .enumerate()
+            .map(|(i, url)| Pool::build(&format!("replica{}", i + 1), url, config))
+            .collect();
+        primary.check_server_capacity();
+        Ok(Self {
+            config: config.clone(),
+            _anchor: anchor,
+            primary,
+            replicas,
+            next_replica: AtomicUsize::new(0),
+        })
+    }
+
+    /// Round robin over the replicas, falling back to the primary.
+    fn read_conn(&self, location: &'static Location<'static>) -> Result<Conn> {
+        if self.replicas.is_empty() {
+            return self.primary.acquire(location);
+        }
+        let replica = &self.replicas[self.next_replica.fetch_add(1, Relaxed) % self.replicas.len()];
+        replica.acquire(location).or_else(|e| {
+            tracing::warn!(replica = %replica.url(), pool = replica.name(), error = %e, "read replica unavailable; reading from the primary");
+            self.primary.acquire(location)
+        })
+    }
+}

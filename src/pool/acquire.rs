@@ -1,0 +1,288 @@
+//! Acquisition: the fast path, waiters, retries on transient connection errors, the checkout
+//! decision (stale, expired or dead connections are not handed out), and the error at the
+//! deadline. See the [module documentation](super) for the promises.
+
+use std::panic::Location;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use retry::OperationResult;
+
+use super::Pool;
+use super::guard::Conn;
+use super::manager::Manager;
+use super::shared::Shared;
+use crate::backoff::Backoff;
+use crate::conn::{self, ConnectError, Input};
+use crate::error::{ConnectFailure, Error, PoolState, Result};
+
+/// How long one wait inside an acquisition lasts before the caller looks at connection errors
+/// and the deadline again.
+const WAIT_SLICE: Duration = Duration::from_millis(25);
+
+/// A pooled connection found dead at checkout.
+struct Dead {
+    /// Why, scrubbed.
+    message: String,
+    /// The liveness check ran into the acquisition deadline.
+    watchdog_fired: bool,
+}
+
+enum Wait {
+    Failed(ConnectError),
+    Deadline,
+}
+
+impl Pool {
+    /// A connection within `DATABASE_ACQUIRE_TIMEOUT_MS`, or the typed error that says why not.
+    /// `location` is the caller's code, named in the leak report and in log lines.
+    #[tracing::instrument(name = "acquire", level = "debug", skip_all, fields(pool = %self.shared.name))]
+    pub fn acquire(&self, location: &'static Location<'static>) -> Result<Conn> {
+        let start = Instant::now();
+        let deadline = start + self.settings.acquire_timeout;
+        let counters = &self.shared.counters;
+
+        // A pooled connection found dead during this acquisition: if the deadline passes, the
+        // caller learns that the server is not answering rather than that the pool is full.
+        let mut dead: Option<Dead> = None;
+
+        // Fast path: an idle connection, no waiting, no bookkeeping for waiters.
+        if let Some(pooled) = self.r2d2().try_get() {
+            match self.checkout(pooled, deadline, location) {
+                Ok(conn) => {
+                    // The checkout's own clock reading: one read less on the hot path.
+                    counters.record_acquire(conn.checked_out_at.saturating_duration_since(start));
+                    return Ok(conn);
+                }
+                Err(rejected) => dead = rejected.or(dead),
+            }
+        }
+
+        let Some(_waiter) = WaiterGuard::enter(&self.shared, self.settings.max_waiters) else {
+            counters.waiter_rejections.incr();
+            let err = Error::PoolTimeout {
+                waited: start.elapsed(),
+                state: self.state(),
+                last_error: Some(format!(
+                    "{} callers are already waiting (DATABASE_POOL_MAX_WAITERS); failing fast",
+                    self.settings.max_waiters
+                )),
+            };
+            tracing::debug!(error = %err, location = %location, "connection acquisition refused");
+            return Err(err);
+        };
+
+        let delays = Backoff::new(
+            self.settings.retry_base_delay,
+            self.settings.acquire_timeout,
+        )
+        .until(deadline)
+        .take(self.settings.retry_attempts as usize);
+        let outcome = retry::retry_with_index(delays, |attempt| {
+            if attempt > 1 {
+                counters.retries.incr();
+            }
+            match self.wait_for_connection(deadline, location, &mut dead) {
+                Ok(conn) => OperationResult::Ok(conn),
+                Err(Wait::Failed(e)) if e.kind.is_transient() && Instant::now() < deadline => {
+                    tracing::debug!(attempt, kind = %e.kind, error = %e.message, "transient connection error; retrying");
+                    OperationResult::Retry(Wait::Failed(e))
+                }
+                Err(other) => OperationResult::Err(other),
+            }
+        });
+
+        let error = match outcome {
+            Ok(conn) => {
+                counters.record_acquire(conn.checked_out_at.saturating_duration_since(start));
+                return Ok(conn);
+            }
+            Err(retry::Error { error, .. }) => error,
+        };
+        let err = match error {
+            Wait::Deadline => {
+                counters.timeouts.incr();
+                self.deadline_error(start.elapsed(), self.state(), dead)
+            }
+            Wait::Failed(e) => {
+                if !e.kind.is_transient() {
+                    counters.permanent_failures.incr();
+                } else if Instant::now() >= deadline {
+                    counters.timeouts.incr();
+                } else {
+                    counters.retries_exhausted.incr();
+                }
+                Error::from(e)
+            }
+        };
+        tracing::warn!(error = %err, location = %location, "connection acquisition failed");
+        Err(err)
+    }
+
+    /// At the deadline: a pool whose connections are all open and checked out is exhausted
+    /// (`PoolTimeout`). Anything else means the caller waited for the server — a new
+    /// connection that did not complete, or a pooled one that failed its liveness check — and
+    /// is `Unavailable`, with the last connection error when there is one.
+    fn deadline_error(&self, waited: Duration, state: PoolState, dead: Option<Dead>) -> Error {
+        let last = self.shared.last_error();
+        let waited_ms = waited.as_millis();
+        if state.connections >= state.max_size && state.idle == 0 {
+            return Error::PoolTimeout {
+                waited,
+                state,
+                last_error: last.map(|e| e.to_string()),
+            };
+        }
+        match (last, dead) {
+            (Some(e), _) => Error::Unavailable {
+                kind: e.kind,
+                message: format!(
+                    "no connection within {waited_ms} ms; last error: {}",
+                    e.message
+                ),
+            },
+            (None, Some(d)) => Error::Unavailable {
+                kind: if d.watchdog_fired {
+                    ConnectFailure::Timeout
+                } else {
+                    ConnectFailure::classify(&d.message)
+                },
+                message: format!(
+                    "no live connection within {waited_ms} ms; a pooled connection failed its \
+                     liveness check ({}) and no new one could be opened in time",
+                    d.message
+                ),
+            },
+            (None, None) => Error::Unavailable {
+                kind: ConnectFailure::Timeout,
+                message: format!(
+                    "the server did not complete a new connection within {waited_ms} ms ({state})"
+                ),
+            },
+        }
+    }
+
+    /// Waits for a usable connection until a new connection error is recorded or the deadline.
+    /// A permanent error (authentication, unknown database, ...) from the most recent connect
+    /// attempt ends the wait at once when the pool needs a new connection to serve the caller:
+    /// waiting for r2d2's next background attempt would only fail later with the same error.
+    fn wait_for_connection(
+        &self,
+        deadline: Instant,
+        location: &'static Location<'static>,
+        dead: &mut Option<Dead>,
+    ) -> Result<Conn, Wait> {
+        let mark = self.shared.error_mark();
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Wait::Deadline);
+            }
+            match self.r2d2().get_timeout(remaining.min(WAIT_SLICE)) {
+                Ok(pooled) => match self.checkout(pooled, deadline, location) {
+                    Ok(conn) => return Ok(conn),
+                    Err(rejected) => *dead = rejected.or(dead.take()),
+                },
+                Err(_) => {
+                    if let Some(e) = self.shared.error_since(mark) {
+                        return Err(Wait::Failed(e));
+                    }
+                    if let Some(e) = self.shared.last_error() {
+                        let s = self.r2d2().state();
+                        if !e.kind.is_transient() && s.connections < self.r2d2().max_size() {
+                            return Err(Wait::Failed(e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides whether a connection from the pool may be handed out. Stale and expired
+    /// connections are discarded (`Err(None)`); dead ones too, and they evict their idle
+    /// siblings (`Err(Some(_))`).
+    ///
+    /// Two checks find dead connections. The first costs one `poll()` and no round trip: an
+    /// idle PostgreSQL connection has nothing to read, so readable data or a hang-up on its
+    /// socket means the server said goodbye (restart, `pg_terminate_backend`, failover). The
+    /// second, for connections idle longer than `DATABASE_VALIDATE_IDLE_MS`, is a round trip
+    /// under the watchdog: it catches a server that vanished without a word.
+    fn checkout(
+        &self,
+        mut pooled: r2d2::PooledConnection<Manager>,
+        deadline: Instant,
+        location: &'static Location<'static>,
+    ) -> Result<Conn, Option<Dead>> {
+        let now = Instant::now();
+        let meta = &mut pooled.meta;
+        if meta.generation < self.shared.generation.load(Relaxed) || now >= meta.expires {
+            meta.broken = true;
+            return Err(None);
+        }
+        if let Some(state) = meta.socket.and_then(conn::unexpected_input) {
+            meta.broken = true;
+            let message = match state {
+                Input::HangUp => "the server closed the connection",
+                Input::Data => "the server sent data on an idle connection",
+            };
+            if state == Input::HangUp {
+                tracing::info!(
+                    "discarding an idle connection its server closed; evicting its idle siblings"
+                );
+                self.shared.evict_all();
+            } else {
+                tracing::info!(
+                    "discarding an idle connection with unexpected input from the server"
+                );
+            }
+            return Err(Some(Dead {
+                message: message.into(),
+                watchdog_fired: false,
+            }));
+        }
+        if now.duration_since(meta.last_used) >= self.settings.validate_idle {
+            let socket = meta.socket;
+            let (result, fired) =
+                conn::with_deadline(socket, deadline, || conn::ping(&mut pooled.conn));
+            if let Err(message) = result {
+                pooled.meta.broken = true;
+                tracing::info!(watchdog_fired = fired, error = %message, "discarding a dead idle connection; evicting its idle siblings");
+                self.shared.evict_all();
+                return Err(Some(Dead {
+                    message,
+                    watchdog_fired: fired,
+                }));
+            }
+        }
+        pooled.meta.last_used = now;
+        Ok(Conn::new(
+            pooled,
+            now,
+            location,
+            Arc::clone(&self.shared),
+            self.settings.leak_threshold,
+            Arc::clone(&self.reset),
+        ))
+    }
+}
+
+/// Counts a caller as waiting for as long as it lives.
+struct WaiterGuard<'a>(&'a Shared);
+
+impl<'a> WaiterGuard<'a> {
+    fn enter(shared: &'a Shared, max: u32) -> Option<Self> {
+        let before = shared.waiter_enters();
+        if max > 0 && before >= max {
+            shared.waiter_leaves();
+            return None;
+        }
+        Some(Self(shared))
+    }
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.waiter_leaves();
+    }
+}

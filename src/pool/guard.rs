@@ -1,0 +1,155 @@
+//! The [`Conn`] guard: a checked-out connection, and what happens when it goes back — the
+//! leak report, the session reset for connections handed out raw, discarding after a panic.
+
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::manager::Manager;
+use super::shared::Shared;
+use crate::conn::{self, DbConnection, SessionReset};
+use crate::error::{Error, Result};
+
+/// A checked-out connection. Dereferences to [`DbConnection`]; returns to the pool on drop.
+pub struct Conn {
+    inner: Option<r2d2::PooledConnection<Manager>>,
+    pub(super) checked_out_at: Instant,
+    location: &'static Location<'static>,
+    shared: Arc<Shared>,
+    leak_threshold: Option<Duration>,
+    /// Set while the connection may carry state a caller left behind; see
+    /// [`Database::conn`](crate::Database::conn).
+    reset: Option<Arc<SessionReset>>,
+}
+
+impl Conn {
+    pub(super) fn new(
+        pooled: r2d2::PooledConnection<Manager>,
+        checked_out_at: Instant,
+        location: &'static Location<'static>,
+        shared: Arc<Shared>,
+        leak_threshold: Option<Duration>,
+        reset: Arc<SessionReset>,
+    ) -> Self {
+        shared.checked_out();
+        Self {
+            inner: Some(pooled),
+            checked_out_at,
+            location,
+            shared,
+            leak_threshold,
+            reset: Some(reset),
+        }
+    }
+
+    /// For the layer's own code, which leaves no transaction or session setting behind: skips
+    /// the reset on return.
+    pub(crate) fn trusted(mut self) -> Self {
+        self.reset = None;
+        self
+    }
+
+    /// Runs `f` on this connection (trusted: see [`Conn::trusted`]); a disconnect-class error
+    /// discards it and evicts its idle siblings.
+    pub(crate) fn run<T>(self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
+        let mut conn = self.trusted();
+        let result = f(&mut conn);
+        if let Err(e) = &result {
+            conn.note_error(e);
+        }
+        result
+    }
+
+    /// Discards this connection instead of returning it to the pool.
+    pub fn discard(&mut self) {
+        if let Some(p) = self.inner.as_mut() {
+            p.meta.broken = true;
+        }
+    }
+
+    /// Looks at an error this connection produced: a disconnect discards it and evicts the
+    /// pool's idle connections.
+    pub fn note_error(&mut self, err: &Error) {
+        if err.is_disconnect() {
+            self.discard();
+            self.shared.evict_all();
+            tracing::warn!(error = %err, "connection lost; discarding it and evicting idle connections");
+        }
+    }
+
+    /// The place in the caller's code that checked this connection out.
+    pub fn taken_at(&self) -> &'static Location<'static> {
+        self.location
+    }
+}
+
+impl Deref for Conn {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self
+            .inner
+            .as_ref()
+            .expect("connection present until drop")
+            .conn
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self
+            .inner
+            .as_mut()
+            .expect("connection present until drop")
+            .conn
+    }
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("taken_at", &format_args!("{}", self.location))
+            .finish()
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let held = now.saturating_duration_since(self.checked_out_at);
+        if let Some(threshold) = self.leak_threshold {
+            if held > threshold {
+                self.shared.counters.leaks.incr();
+                tracing::warn!(
+                    held_ms = held.as_millis() as u64,
+                    threshold_ms = threshold.as_millis() as u64,
+                    taken_at = %self.location,
+                    "connection held longer than DATABASE_LEAK_THRESHOLD_MS"
+                );
+            }
+        }
+        if std::thread::panicking() {
+            // A panic may have left a transaction open; never return such a connection.
+            self.discard();
+        }
+        if let (Some(reset), Some(p)) = (self.reset.take(), self.inner.as_mut()) {
+            if !p.meta.broken {
+                let deadline = Instant::now() + reset.deadline;
+                let socket = p.meta.socket;
+                let (result, _) =
+                    conn::with_deadline(socket, deadline, || reset.apply(&mut p.conn));
+                if let Err(error) = result {
+                    tracing::warn!(%error, taken_at = %self.location, "could not reset a returned connection; discarding it");
+                    p.meta.broken = true;
+                }
+            }
+        }
+        if let Some(mut p) = self.inner.take() {
+            p.meta.last_used = now;
+            // Counted back before r2d2 sees it: a broken connection is closed during the
+            // return, and the gauges count connections as closed only while idle.
+            self.shared.checked_in();
+            drop(p);
+        }
+    }
+}

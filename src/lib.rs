@@ -16,12 +16,14 @@
 //! Layout: [`config`] (environment → validated [`Config`]), [`db`] (pools, acquisition,
 //! [`Database`]), [`tx`] (`with_transaction`: commit, rollback, savepoints, re-runs),
 //! [`error`] (the one [`Error`] enum), [`migrate`], [`schema`], [`sql_types`], [`redact`]
-//! (secret scrubbing), [`models`] (users, tasks, typed ids, validation) and [`repo`] (the user
-//! and task operations, written once for both backends).
+//! (secret scrubbing), [`models`] (users, tasks, typed ids, validation), [`repo`] (the user
+//! and task operations, written once for both backends) and [`diagnostics`] (query plans; not
+//! for the request path).
 
 mod backoff;
 pub mod config;
 pub mod db;
+pub mod diagnostics;
 pub mod error;
 pub mod migrate;
 pub mod models;

@@ -26,7 +26,6 @@
 //! ```
 
 mod cursor;
-mod explain;
 mod keyset;
 pub mod tasks;
 mod uncached;

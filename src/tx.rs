@@ -468,12 +468,11 @@ fn begin(conn: &mut DbConnection, opts: &TxOptions) -> Result<(), Error> {
 /// Lifts SQLite's `query_only` after a read-only transaction; a connection that stays
 /// read-only is discarded.
 fn end_read_only(conn: &mut Conn, opts: &TxOptions) {
-    if opts.read_only {
-        if let DbConnection::Sqlite(lite) = &mut **conn {
-            if lite.batch_execute("PRAGMA query_only = OFF").is_err() {
-                conn.discard();
-            }
-        }
+    if opts.read_only
+        && let DbConnection::Sqlite(lite) = &mut **conn
+        && lite.batch_execute("PRAGMA query_only = OFF").is_err()
+    {
+        conn.discard();
     }
 }
 

@@ -195,13 +195,13 @@ impl TaskImport {
                 validate::timestamp(field, &t)?;
             }
         }
-        if let (Some(c), Some(u)) = (self.created_at, self.updated_at) {
-            if u < c {
-                return Err(Error::validation(
-                    "updated_at",
-                    "must not be before created_at",
-                ));
-            }
+        if let (Some(c), Some(u)) = (self.created_at, self.updated_at)
+            && u < c
+        {
+            return Err(Error::validation(
+                "updated_at",
+                "must not be before created_at",
+            ));
         }
         if self.completed_at.is_some() && self.completed != Some(true) {
             return Err(Error::validation(
@@ -209,13 +209,13 @@ impl TaskImport {
                 "may only be set on a completed task (completed = true)",
             ));
         }
-        if let Some(v) = self.version {
-            if v < 1 {
-                return Err(Error::validation(
-                    "version",
-                    format!("must be at least 1, got {v}"),
-                ));
-            }
+        if let Some(v) = self.version
+            && v < 1
+        {
+            return Err(Error::validation(
+                "version",
+                format!("must be at least 1, got {v}"),
+            ));
         }
         Ok(())
     }

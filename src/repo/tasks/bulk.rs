@@ -51,17 +51,17 @@ pub fn import(conn: &mut DbConnection, owner: UserId, items: &[TaskImport]) -> R
     let mut seen = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         item.validate().map_err(|e| at_row(e, i))?;
-        if let Some(id) = item.id {
-            if let Some(first) = seen.insert(id, i) {
-                return Err(id_conflict(
-                    id,
-                    format!(
-                        "appears twice in the import (rows {} and {})",
-                        first + 1,
-                        i + 1
-                    ),
-                ));
-            }
+        if let Some(id) = item.id
+            && let Some(first) = seen.insert(id, i)
+        {
+            return Err(id_conflict(
+                id,
+                format!(
+                    "appears twice in the import (rows {} and {})",
+                    first + 1,
+                    i + 1
+                ),
+            ));
         }
     }
     let now = now();

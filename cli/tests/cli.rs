@@ -1,6 +1,8 @@
 //! The `taskstore` binary driven as a user would, on SQLite and on PostgreSQL: every
 //! subcommand, the exit codes of SPEC §8, import/export round trips, and redaction.
 
+// The library suite's support module: an isolated database per test on either backend.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;

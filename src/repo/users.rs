@@ -97,7 +97,7 @@ pub fn update(conn: &mut DbConnection, id: UserId, patch: &UserPatch) -> Result<
 }
 
 /// Activates or deactivates a user.
-#[tracing::instrument(name = "users.set_active", level = "debug", skip_all, fields(%id, active))]
+#[tracing::instrument(name = "users.set_active", level = "debug", skip_all, fields(%id, active = active))]
 pub fn set_active(conn: &mut DbConnection, id: UserId, active: bool) -> Result<User> {
     update(
         conn,

@@ -19,6 +19,7 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`diagnostics`] | query plans (`EXPLAIN ANALYZE` runs the query): for tests and benchmarks, not the request path |
 //! | [`database`] | the [`Database`] façade: every public operation, each delegating below; the [`Users`](database::Users) / [`Tasks`](database::Tasks) handles; [`Health`](database::Health) |
 //! | [`migrate`], [`repo`], [`tx`] | migrations on one connection under a lock; the user and task operations, written once against `&mut DbConnection` for both backends; transactions on a pool (commit, rollback, savepoints, re-runs, `CommitUnknown`) |
 //! | [`models`], [`schema`], [`sql_types`] | the domain types (users, tasks, typed ids, validation) and the Diesel schema |
@@ -41,6 +42,9 @@
 
 // The façade.
 pub mod database;
+
+// Query-plan diagnostics, beside the façade: never on the request path.
+pub mod diagnostics;
 
 // Operations on a connection: migrations, the repositories, transactions.
 pub mod migrate;

@@ -426,7 +426,9 @@ fn acquisitions_and_transactions_open_spans() {
             "acquire pool=primary",
             "transaction pool=primary read_only=false isolation=None",
             "acquire pool=primary",
+            "users.count",
         ],
-        "one span per acquisition (the transaction's inside its own), none for the arguments"
+        "one span per acquisition (the transaction's inside its own) and per repository call, \
+         none for the arguments"
     );
 }

@@ -582,10 +582,10 @@ fn patch_faults(p: &TaskPatch) -> Vec<&'static str> {
     if p.title.as_deref().is_some_and(|t| !title_ok(t)) {
         bad.push("title");
     }
-    if let Some(Some(d)) = &p.description {
-        if !description_ok(d) {
-            bad.push("description");
-        }
+    if let Some(Some(d)) = &p.description
+        && !description_ok(d)
+    {
+        bad.push("description");
     }
     if p.priority.is_some_and(|p| !priority_ok(p)) {
         bad.push("priority");

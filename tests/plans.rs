@@ -4,8 +4,8 @@
 //! users' rows; SPEC §3: page N costs the same as page 1. For each sort order × direction, with
 //! no filter and with each filter (and all of them at once), on the first page and on a page
 //! reached through a cursor 90% of the way into the owner's list, this test looks at the plan of
-//! exactly the statement the layer sends — `tasks::explain_list` wraps the query builder that
-//! `tasks::list` runs, binds included — and asserts:
+//! exactly the statement the layer sends — `diagnostics::explain_list` wraps the query builder
+//! that `tasks::list` runs, binds included — and asserts:
 //!
 //! - no `Seq Scan` anywhere in the plan;
 //! - the rows are found through an index led by `user_id`, with the owner in the index
@@ -45,6 +45,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use serde_json::Value;
 use taskstore::DbConnection;
+use taskstore::diagnostics;
 use taskstore::models::{PageRequest, TaskFilter, TaskSort, UserId};
 use taskstore::repo::tasks;
 use taskstore::schema::users;
@@ -247,7 +248,7 @@ fn explain(
     page: &PageRequest,
     user_led: &BTreeSet<String>,
 ) -> anyhow::Result<PlanCost> {
-    let json = tasks::explain_list(conn, owner, filter, sort, page)?;
+    let json = diagnostics::explain_list(conn, owner, filter, sort, page)?;
     let cost = analyse(&json)?;
     let context = || format!("plan: {:?} {json}", cost.nodes);
     ensure!(

@@ -53,12 +53,13 @@ fn declared() -> Declared {
             }
         } else if let Some(head) = l.strip_suffix(" {") {
             // `users (id) {`
-            if let Some((name, pk)) = head.split_once(" (") {
-                if !name.contains(' ') && !name.contains("::") {
-                    let pk = pk.trim_end_matches(')');
-                    keys.push(format!("{name} primary key ({pk})"));
-                    table = Some(name.to_owned());
-                }
+            if let Some((name, pk)) = head.split_once(" (")
+                && !name.contains(' ')
+                && !name.contains("::")
+            {
+                let pk = pk.trim_end_matches(')');
+                keys.push(format!("{name} primary key ({pk})"));
+                table = Some(name.to_owned());
             }
         } else if let Some(j) = l.strip_prefix("diesel::joinable!(") {
             // `tasks -> users (user_id));`

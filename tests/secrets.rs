@@ -64,12 +64,11 @@ fn forms(secret: &str) -> Vec<String> {
     let mut v = vec![secret.to_owned()];
     v.push(utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string());
     // The userinfo encoding `url` uses (fewer characters escaped).
-    if let Ok(mut u) = url::Url::parse("postgres://u@h/d") {
-        if u.set_password(Some(secret)).is_ok() {
-            if let Some(p) = u.password() {
-                v.push(p.to_owned());
-            }
-        }
+    if let Ok(mut u) = url::Url::parse("postgres://u@h/d")
+        && u.set_password(Some(secret)).is_ok()
+        && let Some(p) = u.password()
+    {
+        v.push(p.to_owned());
     }
     if let Ok(d) = percent_decode_str(secret).decode_utf8() {
         v.push(d.into_owned());

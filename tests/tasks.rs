@@ -768,7 +768,7 @@ backend_tests! {
             let first = db.tasks().list(owner, &TaskFilter::default(), sort, &PageRequest::first(5)).unwrap();
             let page = PageRequest::after(5, first.next_cursor);
             let filter = TaskFilter { completed: Some(false), search: Some("5".into()), ..TaskFilter::default() };
-            let plan = db.run(|c| repo::explain_list(c, owner, &filter, sort, &page)).unwrap();
+            let plan = db.run(|c| taskstore::diagnostics::explain_list(c, owner, &filter, sort, &page)).unwrap();
             match db.backend {
                 common::Backend::Postgres => {
                     let json: serde_json::Value = serde_json::from_str(&plan).expect("JSON plan");
@@ -786,7 +786,7 @@ backend_tests! {
             }
         }
         assert_validation(
-            db.run(|c| repo::explain_list(c, owner, &TaskFilter::default(), TaskSort::CreatedAsc, &PageRequest::first(0))),
+            db.run(|c| taskstore::diagnostics::explain_list(c, owner, &TaskFilter::default(), TaskSort::CreatedAsc, &PageRequest::first(0))),
             "limit",
         );
     }

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::sql_types::DbTimestamp;
 
 pub mod task;
+mod task_list;
 pub mod user;
 pub mod validate;
 

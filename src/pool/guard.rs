@@ -117,31 +117,30 @@ impl Drop for Conn {
     fn drop(&mut self) {
         let now = Instant::now();
         let held = now.saturating_duration_since(self.checked_out_at);
-        if let Some(threshold) = self.leak_threshold {
-            if held > threshold {
-                self.shared.counters.leaks.incr();
-                tracing::warn!(
-                    held_ms = held.as_millis() as u64,
-                    threshold_ms = threshold.as_millis() as u64,
-                    taken_at = %self.location,
-                    "connection held longer than DATABASE_LEAK_THRESHOLD_MS"
-                );
-            }
+        if let Some(threshold) = self.leak_threshold
+            && held > threshold
+        {
+            self.shared.counters.leaks.incr();
+            tracing::warn!(
+                held_ms = held.as_millis() as u64,
+                threshold_ms = threshold.as_millis() as u64,
+                taken_at = %self.location,
+                "connection held longer than DATABASE_LEAK_THRESHOLD_MS"
+            );
         }
         if std::thread::panicking() {
             // A panic may have left a transaction open; never return such a connection.
             self.discard();
         }
-        if let (Some(reset), Some(p)) = (self.reset.take(), self.inner.as_mut()) {
-            if !p.meta.broken {
-                let deadline = Instant::now() + reset.deadline;
-                let socket = p.meta.socket;
-                let (result, _) =
-                    conn::with_deadline(socket, deadline, || reset.apply(&mut p.conn));
-                if let Err(error) = result {
-                    tracing::warn!(%error, taken_at = %self.location, "could not reset a returned connection; discarding it");
-                    p.meta.broken = true;
-                }
+        if let (Some(reset), Some(p)) = (self.reset.take(), self.inner.as_mut())
+            && !p.meta.broken
+        {
+            let deadline = Instant::now() + reset.deadline;
+            let socket = p.meta.socket;
+            let (result, _) = conn::with_deadline(socket, deadline, || reset.apply(&mut p.conn));
+            if let Err(error) = result {
+                tracing::warn!(%error, taken_at = %self.location, "could not reset a returned connection; discarding it");
+                p.meta.broken = true;
             }
         }
         if let Some(mut p) = self.inner.take() {

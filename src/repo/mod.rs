@@ -27,7 +27,6 @@
 //! ```
 
 mod cursor;
-mod explain;
 mod keyset;
 pub mod tasks;
 mod uncached;

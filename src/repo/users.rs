@@ -1,5 +1,8 @@
 //! User operations. Each takes `&mut DbConnection`, so it runs standalone or inside
 //! `with_transaction` unchanged.
+//!
+//! Every public function opens a `debug` span named `users.<function>` carrying the user's id
+//! where there is one; emails, names and password hashes are never recorded.
 
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -30,6 +33,7 @@ const SORT_BY_ID: u8 = 100;
 /// assert_eq!(user.email, "ann@example.com");
 /// # Ok(()) }
 /// ```
+#[tracing::instrument(name = "users.create", level = "debug", skip_all)]
 pub fn create(conn: &mut DbConnection, new: &NewUser<'_>) -> Result<User> {
     let user = new.into_user()?;
     diesel::insert_into(users::table)
@@ -39,6 +43,7 @@ pub fn create(conn: &mut DbConnection, new: &NewUser<'_>) -> Result<User> {
 }
 
 /// The user with this id, or [`Error::NotFound`].
+#[tracing::instrument(name = "users.get", level = "debug", skip_all, fields(%id))]
 pub fn get(conn: &mut DbConnection, id: UserId) -> Result<User> {
     users::table
         .find(id)
@@ -50,6 +55,7 @@ pub fn get(conn: &mut DbConnection, id: UserId) -> Result<User> {
 
 /// The user with this email, compared after normalisation (so case-insensitively), or
 /// [`Error::NotFound`]. A string that cannot be an address is a validation error.
+#[tracing::instrument(name = "users.get_by_email", level = "debug", skip_all)]
 pub fn get_by_email(conn: &mut DbConnection, email: &str) -> Result<User> {
     let email = validate::email(email)?;
     users::table
@@ -62,6 +68,7 @@ pub fn get_by_email(conn: &mut DbConnection, email: &str) -> Result<User> {
 
 /// Applies a partial update (validated first); `updated_at` moves. A taken email is
 /// [`Error::Conflict`]; a missing user is [`Error::NotFound`].
+#[tracing::instrument(name = "users.update", level = "debug", skip_all, fields(%id))]
 pub fn update(conn: &mut DbConnection, id: UserId, patch: &UserPatch) -> Result<User> {
     let email = patch.validate()?;
     let changes = (
@@ -90,6 +97,7 @@ pub fn update(conn: &mut DbConnection, id: UserId, patch: &UserPatch) -> Result<
 }
 
 /// Activates or deactivates a user.
+#[tracing::instrument(name = "users.set_active", level = "debug", skip_all, fields(%id, active = active))]
 pub fn set_active(conn: &mut DbConnection, id: UserId, active: bool) -> Result<User> {
     update(
         conn,
@@ -103,6 +111,7 @@ pub fn set_active(conn: &mut DbConnection, id: UserId, active: bool) -> Result<U
 
 /// Deletes a user and, by the foreign key's `ON DELETE CASCADE`, all their tasks: one
 /// statement, so one transaction (SQLite connections run with `foreign_keys = ON`).
+#[tracing::instrument(name = "users.delete", level = "debug", skip_all, fields(%id))]
 pub fn delete(conn: &mut DbConnection, id: UserId) -> Result<()> {
     let n = diesel::delete(users::table.find(id)).execute(conn)?;
     if n == 0 {
@@ -112,6 +121,7 @@ pub fn delete(conn: &mut DbConnection, id: UserId) -> Result<()> {
 }
 
 /// Users in id order (UUID v7, so creation order), keyset-paginated.
+#[tracing::instrument(name = "users.list", level = "debug", skip_all, fields(limit = page.limit, after_cursor = page.cursor.is_some()))]
 pub fn list(conn: &mut DbConnection, page: &PageRequest) -> Result<Page<User>> {
     let limit = page.checked_limit()?;
     let mut query = users::table
@@ -133,6 +143,7 @@ pub fn list(conn: &mut DbConnection, page: &PageRequest) -> Result<Page<User>> {
 }
 
 /// How many users there are.
+#[tracing::instrument(name = "users.count", level = "debug", skip_all)]
 pub fn count(conn: &mut DbConnection) -> Result<i64> {
     users::table.count().get_result(conn).map_err(Error::from)
 }

@@ -55,12 +55,11 @@ pub(super) fn begin(conn: &mut DbConnection, opts: &TxOptions) -> Result<(), Err
 /// Lifts SQLite's `query_only` after a read-only transaction; a connection that stays
 /// read-only is discarded.
 pub(super) fn end_read_only(conn: &mut Conn, opts: &TxOptions) {
-    if opts.read_only {
-        if let DbConnection::Sqlite(lite) = &mut **conn {
-            if lite.batch_execute("PRAGMA query_only = OFF").is_err() {
-                conn.discard();
-            }
-        }
+    if opts.read_only
+        && let DbConnection::Sqlite(lite) = &mut **conn
+        && lite.batch_execute("PRAGMA query_only = OFF").is_err()
+    {
+        conn.discard();
     }
 }
 

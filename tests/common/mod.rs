@@ -59,13 +59,13 @@ fn clean_leftovers() {
                 .strip_prefix("taskstore_test_")
                 .and_then(|r| r.split('_').next())
                 .and_then(|p| p.parse().ok());
-            if let Some(pid) = pid {
-                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                    // Test-owned identifiers only (checked prefix + digits); DDL cannot take binds.
-                    let _ = conn.batch_execute(&format!(
-                        "DROP DATABASE IF EXISTS \"{datname}\" WITH (FORCE)"
-                    ));
-                }
+            if let Some(pid) = pid
+                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            {
+                // Test-owned identifiers only (checked prefix + digits); DDL cannot take binds.
+                let _ = conn.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS \"{datname}\" WITH (FORCE)"
+                ));
             }
         }
     });

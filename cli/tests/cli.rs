@@ -1,6 +1,8 @@
 //! The `taskstore` binary driven as a user would, on SQLite and on PostgreSQL: every
 //! subcommand, the exit codes of SPEC §8, import/export round trips, and redaction.
 
+// The library suite's support module: an isolated database per test on either backend.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
@@ -463,6 +465,78 @@ fn bad_rows_write_nothing(backend: Backend) {
     assert!(
         text.contains("line 2: colour") && text.contains("line 3: row"),
         "{text}"
+    );
+    assert_eq!(
+        env.json(&["stats", "--user", &id])["total"],
+        0,
+        "nothing was written"
+    );
+}
+
+/// A value that does not parse names its column, what the column holds and what was given; every
+/// bad value of a row is reported (also those whose type's own `Deserialize` fails: UUIDs,
+/// timestamps), and the summary counts rows, not messages.
+#[test]
+fn bad_values_name_their_column_and_what_was_expected() {
+    let env = Env::new(Backend::Sqlite);
+    let user = env.json(&[
+        "user",
+        "add",
+        "--email",
+        "values@example.com",
+        "--password-hash",
+        "h",
+    ]);
+    let id = user["id"].as_str().unwrap().to_owned();
+    let details = |err: &Value| -> Vec<String> {
+        err["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let csv = env.path("values.csv");
+    std::fs::write(
+        &csv,
+        "title,id,priority,created_at
+ok,zz,x,2026-13-01
+fine,,2,2026-11-27T10:00:00Z
+",
+    )
+    .unwrap();
+    let err = env.fails(4, &["task", "import", "--user", &id, &csv]);
+    assert_eq!(
+        details(&err),
+        [
+            "line 2: id: expected a UUID such as 0192f1a6-3f3e-7c2a-9d4b-5e6f7a8b9c0d, got \"zz\"",
+            "line 2: priority: expected a whole number from 1 to 5, got \"x\"",
+            "line 2: created_at: expected an RFC 3339 timestamp such as 2026-11-27T10:00:00Z, \
+             got \"2026-13-01\"",
+        ],
+        "{err}"
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has 1 bad row;"),
+        "{err}"
+    );
+    let jsonl = env.path("values.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"title\":\"a\",\"priority\":\"3\",\"completed\":1}\n{\"title\":\"b\",\"priority\":3,\"completed\":true}\n",
+    )
+    .unwrap();
+    let err = env.fails(4, &["task", "import", "--user", &id, &jsonl]);
+    assert_eq!(
+        details(&err),
+        [
+            "line 1: completed: expected true or false, got 1",
+            "line 1: priority: expected a whole number from 1 to 5, got \"3\"",
+        ],
+        "{err}"
     );
     assert_eq!(
         env.json(&["stats", "--user", &id])["total"],

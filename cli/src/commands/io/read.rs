@@ -1,0 +1,189 @@
+//! Reading an import file into rows: every row deserialised with [`TaskImport`]'s serde derive
+//! and checked with its `validate`, every problem kept as `line N: field: reason` (all of them,
+//! in line order), so that nothing is written while any row is bad.
+
+use std::collections::BTreeSet;
+use std::fmt::Display;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use serde_json::{Map, Value};
+use taskstore::Error;
+use taskstore::models::TaskImport;
+
+use super::{COLUMNS, expected};
+
+/// One row that passed, and the line it came from.
+pub struct Row {
+    pub line: u64,
+    pub task: TaskImport,
+}
+
+/// `line N: field: reason`, the form of every problem with an import file.
+pub fn detail(line: u64, field: &str, reason: impl Display) -> String {
+    format!("line {line}: {field}: {reason}")
+}
+
+/// What is wrong with a file: one `line N: field: reason` per problem, and the lines that have
+/// one.
+#[derive(Default)]
+pub struct Problems {
+    pub details: Vec<String>,
+    lines: BTreeSet<u64>,
+}
+
+impl Problems {
+    pub fn add(&mut self, line: u64, field: &str, reason: impl Display) {
+        self.lines.insert(line);
+        self.details.push(detail(line, field, reason));
+    }
+
+    /// A value that does not deserialise as its column's type, shown as it was written.
+    fn unparsable(&mut self, line: u64, column: &str, got: impl Display) {
+        self.add(
+            line,
+            column,
+            format!("expected {}, got {got}", expected(column)),
+        );
+    }
+
+    /// Reports the names that are not columns; whether there were any.
+    fn unknown_columns<'a>(&mut self, line: u64, names: impl Iterator<Item = &'a str>) -> bool {
+        let before = self.details.len();
+        for name in names.filter(|name| !COLUMNS.contains(name)) {
+            let reason = format!("unknown column; expected one of {}", COLUMNS.join(", "));
+            self.add(line, name, reason);
+        }
+        self.details.len() > before
+    }
+
+    /// Keeps a row that passes the model's validation, or reports why not.
+    fn keep_valid(&mut self, rows: &mut Vec<Row>, line: u64, task: TaskImport) {
+        match task.validate() {
+            Ok(()) => rows.push(Row { line, task }),
+            Err(Error::Validation { field, reason }) => self.add(line, &field, reason),
+            Err(e) => self.add(line, "row", e),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.details.is_empty()
+    }
+
+    /// How many lines have a problem.
+    pub fn bad_lines(&self) -> usize {
+        self.lines.len()
+    }
+}
+
+/// CSV with a header row. The line of a row is where its record starts.
+pub fn csv(path: &Path, problems: &mut Problems) -> anyhow::Result<Vec<Row>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_path(path)?;
+    let headers: csv::StringRecord = reader.headers()?.iter().map(str::trim).collect();
+    problems.unknown_columns(1, headers.iter());
+    if !headers.iter().any(|h| h == "title") {
+        problems.add(1, "title", "the header has no title column");
+    }
+    if !problems.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        // The reader's position before a read is where the next record starts (quoted fields
+        // may span lines, so counting records would misnumber them).
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => match record.deserialize::<TaskImport>(Some(&headers)) {
+                Ok(task) => problems.keep_valid(&mut rows, line, task),
+                Err(e) => {
+                    let mut named = false;
+                    for i in failed_columns(&headers, &record) {
+                        problems.unparsable(line, &headers[i], format_args!("{:?}", &record[i]));
+                        named = true;
+                    }
+                    if !named {
+                        problems.add(line, "row", e);
+                    }
+                }
+            },
+            Err(e) => {
+                problems.add(line, "row", &e);
+                if !matches!(
+                    e.kind(),
+                    csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
+                ) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The columns of a refused record whose value alone does not deserialise, so that every bad
+/// field is reported, not only the first (csv names the field only for its own parse errors,
+/// not for messages from a type's `Deserialize` such as a UUID's or a timestamp's).
+fn failed_columns<'a>(
+    headers: &'a csv::StringRecord,
+    record: &'a csv::StringRecord,
+) -> impl Iterator<Item = usize> + 'a {
+    (0..headers.len().min(record.len())).filter(|&i| {
+        let header = csv::StringRecord::from(vec![&headers[i]]);
+        let value = csv::StringRecord::from(vec![&record[i]]);
+        value.deserialize::<TaskImport>(Some(&header)).is_err()
+    })
+}
+
+/// JSON Lines: one object per line; blank lines are skipped.
+pub fn jsonl(path: &Path, problems: &mut Problems) -> anyhow::Result<Vec<Row>> {
+    let reader = BufReader::new(File::open(path)?);
+    let mut rows = Vec::new();
+    for (i, text) in reader.lines().enumerate() {
+        let line = i as u64 + 1;
+        let text = text?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        // An object first, so that every unknown key is named as a column (serde would name
+        // only the first) and a value that does not parse can be shown as it was written.
+        let object = match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(o)) => o,
+            Ok(_) => {
+                problems.add(line, "row", "expected a JSON object");
+                continue;
+            }
+            Err(e) => {
+                problems.add(line, "row", format!("invalid JSON: {e}"));
+                continue;
+            }
+        };
+        if problems.unknown_columns(line, object.keys().map(String::as_str)) {
+            continue;
+        }
+        match serde_json::from_value::<TaskImport>(Value::Object(object.clone())) {
+            Ok(task) => problems.keep_valid(&mut rows, line, task),
+            Err(e) => {
+                // As for CSV: every key whose value alone does not deserialise (serde_json's
+                // message names no field).
+                let mut named = false;
+                for (column, got) in &object {
+                    let alone = Map::from_iter([(column.clone(), got.clone())]);
+                    if serde_json::from_value::<TaskImport>(Value::Object(alone)).is_err() {
+                        problems.unparsable(line, column, got);
+                        named = true;
+                    }
+                }
+                if !named {
+                    problems.add(line, "row", e);
+                }
+            }
+        }
+    }
+    Ok(rows)
+}

@@ -11,6 +11,7 @@
 
 pub mod cluster;
 pub mod factories;
+pub mod outage;
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};

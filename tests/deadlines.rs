@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use common::cluster::{Cluster, wait_for};
 use common::outage::freeze::{freeze, stop_immediate};
 use common::outage::netns::NetnsCluster;
+use common::outage::pooler::Pgbouncer;
 use common::outage::socket::Transport;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -600,24 +601,50 @@ fn item2_in_flight(label: &str, url: &str, fault_on: impl FnOnce(), fault_off: i
             n: i64,
         }
         // Inside the statements that matter: the sleeps, and the write waiting for its lock
-        // (not the transaction's INSERT, which finishes at once).
+        // (not the transaction's INSERT, which finishes at once). Not by application_name:
+        // through PgBouncer the layer's `RESET ALL` on returned connections clears it.
         diesel::sql_query(
             "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE application_name = 'taskstore' AND state = 'active' \
+             WHERE state = 'active' AND pid <> pg_backend_pid() \
              AND (query LIKE 'SELECT pg_sleep%' OR wait_event_type = 'Lock')",
         )
         .get_result::<Active>(&mut watcher)
         .is_ok_and(|a| a.n >= n as i64)
     });
-    assert!(active, "the {n} calls did not all become active in time");
+    if !active {
+        #[derive(QueryableByName, Debug)]
+        #[expect(dead_code, reason = "printed with Debug")]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            application_name: Option<String>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            state: Option<String>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            wait_event_type: Option<String>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            query: Option<String>,
+        }
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT application_name, state, wait_event_type, left(query, 60) AS query \
+             FROM pg_stat_activity WHERE backend_type = 'client backend'",
+        )
+        .load(&mut watcher)
+        .unwrap_or_default();
+        panic!("the {n} calls did not all become active in time: {rows:#?}");
+    }
     fault_on();
     figure(format_args!(
         "item2 {label}: fault started {} ms after the calls",
         ms(started.start.elapsed())
     ));
     let bound = timeout + MARGIN;
-    let observed = started.collect(&format!("item2 {label}"), bound, fault_off);
-    let _ = admin.batch_execute("ROLLBACK");
+    // Releasing also lets go of the row lock: through PgBouncer no server-side timeout ends
+    // the waiting write (the layer's timeouts travel in the `options` startup parameter, which
+    // the pooler drops).
+    let observed = started.collect(&format!("item2 {label}"), bound, || {
+        fault_off();
+        let _ = admin.batch_execute("ROLLBACK");
+    });
 
     let mut violations = Vec::new();
     for o in &observed {
@@ -709,6 +736,22 @@ fn item2_statements_in_flight_blackholed_network() {
         &cluster.url(),
         || *hole.borrow_mut() = Some(cluster.blackhole(Duration::from_secs(45))),
         || drop(hole.borrow_mut().take()),
+    );
+}
+
+/// Through a pooler the client's socket leads to PgBouncer and the server reports PgBouncer's
+/// port: a mechanism that matches TCP ports finds nothing to bound.
+#[test]
+#[ignore = "issue 8 item 2: through PgBouncer statements in flight when the server freezes block until it is thawed (the watchdog finds no socket: the server reports PgBouncer's port)"]
+fn item2_statements_in_flight_frozen_server_through_pgbouncer() {
+    let cluster = Cluster::start(&[]);
+    let pooler = Pgbouncer::start(&cluster);
+    let frozen = std::cell::RefCell::new(None);
+    item2_in_flight(
+        "frozen/pgbouncer",
+        &pooler.url(),
+        || *frozen.borrow_mut() = Some(freeze(&cluster)),
+        || drop(frozen.borrow_mut().take()),
     );
 }
 

@@ -3,6 +3,7 @@
 //! - [`socket`]: the same throw-away cluster reached over its Unix socket as well as TCP;
 //! - [`freeze`]: SIGSTOP/SIGCONT of the postmaster and every backend as a guard that thaws on
 //!   drop, and `pg_ctl stop -m immediate` (a crash, as far as clients can tell);
+//! - [`pooler`]: a throw-away PgBouncer in front of a cluster (the socket leads to the pooler);
 //! - [`netns`]: a network namespace joined to this machine by a veth pair, a throw-away cluster
 //!   listening inside it, and an `iptables -j DROP` blackhole that is lifted on drop, on panic,
 //!   and at the latest after a bound given when it is switched on.
@@ -13,6 +14,7 @@
 
 pub mod freeze;
 pub mod netns;
+pub mod pooler;
 pub mod socket;
 
 use std::process::{Command, Output, Stdio};

@@ -868,10 +868,24 @@ fn item3_immediate_stop_under_four_writers() {
             Ok(_) => unreachable!(),
         }
     }
-    for (_, r) in &failed {
+    for (title, r) in &failed {
         if let Err(e) = r {
             if let Err(v) = one_line(e) {
                 violations.push(v);
+            }
+            // A connection lost while the INSERT may have reached the server is an unknown
+            // outcome, whether or not the row turned out to be there; libpq cannot tell a lost
+            // request from a lost answer (it reports a failed send when it reads).
+            if matches!(
+                e,
+                Error::Database {
+                    kind: taskstore::DbErrorKind::Disconnected,
+                    ..
+                }
+            ) {
+                violations.push(format!(
+                    "create {title} lost its connection and reported Database(Disconnected), not CommitUnknown: {e}"
+                ));
             }
         }
     }

@@ -12,6 +12,7 @@
 pub mod cli_env;
 pub mod cluster;
 pub mod factories;
+pub mod outage;
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -381,14 +381,14 @@ fn entry_points_within_the_acquire_deadline(
                 e.kind_name()
             )),
         }
-        if let Some(d) = o.drop_time {
-            if d > Duration::from_millis(50) {
-                violations.push(format!(
-                    "{}: dropping the connection blocked for {} ms",
-                    o.what,
-                    ms(d)
-                ));
-            }
+        if let Some(d) = o.drop_time
+            && d > Duration::from_millis(50)
+        {
+            violations.push(format!(
+                "{}: dropping the connection blocked for {} ms",
+                o.what,
+                ms(d)
+            ));
         }
     }
     assert!(
@@ -677,14 +677,14 @@ fn item2_in_flight(label: &str, url: &str, fault_on: impl FnOnce(), fault_off: i
                 e.kind_name()
             )),
         }
-        if let Some(d) = o.drop_time {
-            if d > Duration::from_millis(50) {
-                violations.push(format!(
-                    "{}: dropping the connection blocked for {} ms",
-                    o.what,
-                    ms(d)
-                ));
-            }
+        if let Some(d) = o.drop_time
+            && d > Duration::from_millis(50)
+        {
+            violations.push(format!(
+                "{}: dropping the connection blocked for {} ms",
+                o.what,
+                ms(d)
+            ));
         }
     }
     let discarded = db.stats().broken_discarded - discarded_before;

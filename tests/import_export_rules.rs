@@ -522,7 +522,6 @@ mod sqlite {
     }
 
     #[test]
-    #[ignore = "issue 12 item 13: JSONL converts \"3\", 123 and \"true\" instead of refusing them"]
     fn item13_jsonl_values_must_have_the_field_type() {
         super::item13_jsonl_values_must_have_the_field_type(Backend::Sqlite);
     }
@@ -533,49 +532,41 @@ mod sqlite {
     }
 
     #[test]
-    #[ignore = "issue 12 item 14: JSONL refuses a BOM, invalid UTF-8 in JSONL exits 1 without a line, an empty CSV exits 4"]
     fn item14_bom_invalid_utf8_and_empty_files_behave_alike() {
         super::item14_bom_invalid_utf8_and_empty_files_behave_alike(Backend::Sqlite);
     }
 
     #[test]
-    #[ignore = "issue 12 item 15: exit 1 'No such file or directory' without the path"]
     fn item15_missing_paths_are_named_with_exit_4() {
         super::item15_missing_paths_are_named_with_exit_4(Backend::Sqlite);
     }
 
     #[test]
-    #[ignore = "issue 12 item 16: export --output o.jsonl writes CSV"]
     fn item16_export_format_follows_the_output_extension() {
         super::item16_export_format_follows_the_output_extension(Backend::Sqlite);
     }
 
     #[test]
-    #[ignore = "issue 12 item 17: an existing id exits 4; an id twice in one file exits 6 'appears twice in the import (rows 2 and 3)'"]
     fn item17_id_conflicts_exit_6_and_duplicates_name_file_lines() {
         super::item17_id_conflicts_exit_6_and_duplicates_name_file_lines(Backend::Sqlite);
     }
 
     #[test]
-    #[ignore = "issue 12 item 18: an empty description or name is stored as \"\""]
     fn item18_empty_strings_are_stored_as_absent() {
         super::item18_empty_strings_are_stored_as_absent(&db());
     }
 
     #[test]
-    #[ignore = "issue 12 item 18: \"\" exports as \"\", re-imports, and exports as null"]
     fn item18_exports_re_import_identically() {
         super::item18_exports_re_import_identically(Backend::Sqlite);
     }
 
     #[test]
-    #[ignore = "issue 12 item 19: an empty patch bumps version and updated_at"]
     fn item19_empty_patches_change_nothing() {
         super::item19_empty_patches_change_nothing(&db());
     }
 
     #[test]
-    #[ignore = "issue 12 item 19: --first-name \"\" stores \"\"; a no-op update bumps version and updated_at"]
     fn item19_cli_clears_with_empty_strings_and_no_ops_change_nothing() {
         super::item19_cli_clears_with_empty_strings_and_no_ops_change_nothing(Backend::Sqlite);
     }
@@ -589,7 +580,6 @@ mod postgres {
     }
 
     #[test]
-    #[ignore = "issue 12 item 13: JSONL converts \"3\", 123 and \"true\" instead of refusing them"]
     fn item13_jsonl_values_must_have_the_field_type() {
         super::item13_jsonl_values_must_have_the_field_type(Backend::Postgres);
     }
@@ -600,49 +590,41 @@ mod postgres {
     }
 
     #[test]
-    #[ignore = "issue 12 item 14: JSONL refuses a BOM, invalid UTF-8 in JSONL exits 1 without a line, an empty CSV exits 4"]
     fn item14_bom_invalid_utf8_and_empty_files_behave_alike() {
         super::item14_bom_invalid_utf8_and_empty_files_behave_alike(Backend::Postgres);
     }
 
     #[test]
-    #[ignore = "issue 12 item 15: exit 1 'No such file or directory' without the path"]
     fn item15_missing_paths_are_named_with_exit_4() {
         super::item15_missing_paths_are_named_with_exit_4(Backend::Postgres);
     }
 
     #[test]
-    #[ignore = "issue 12 item 16: export --output o.jsonl writes CSV"]
     fn item16_export_format_follows_the_output_extension() {
         super::item16_export_format_follows_the_output_extension(Backend::Postgres);
     }
 
     #[test]
-    #[ignore = "issue 12 item 17: an existing id exits 4; an id twice in one file exits 6 'appears twice in the import (rows 2 and 3)'"]
     fn item17_id_conflicts_exit_6_and_duplicates_name_file_lines() {
         super::item17_id_conflicts_exit_6_and_duplicates_name_file_lines(Backend::Postgres);
     }
 
     #[test]
-    #[ignore = "issue 12 item 18: an empty description or name is stored as \"\""]
     fn item18_empty_strings_are_stored_as_absent() {
         super::item18_empty_strings_are_stored_as_absent(&db());
     }
 
     #[test]
-    #[ignore = "issue 12 item 18: \"\" exports as \"\", re-imports, and exports as null"]
     fn item18_exports_re_import_identically() {
         super::item18_exports_re_import_identically(Backend::Postgres);
     }
 
     #[test]
-    #[ignore = "issue 12 item 19: an empty patch bumps version and updated_at"]
     fn item19_empty_patches_change_nothing() {
         super::item19_empty_patches_change_nothing(&db());
     }
 
     #[test]
-    #[ignore = "issue 12 item 19: --first-name \"\" stores \"\"; a no-op update bumps version and updated_at"]
     fn item19_cli_clears_with_empty_strings_and_no_ops_change_nothing() {
         super::item19_cli_clears_with_empty_strings_and_no_ops_change_nothing(Backend::Postgres);
     }

@@ -274,10 +274,17 @@ backend_tests! {
             .unwrap();
         assert_eq!((t4.completed, t4.completed_at, t4.version), (false, None, 5));
 
-        // An empty patch is still an update.
+        // An empty patch changes nothing (issue 12 item 19): same version, same updated_at; a
+        // stale expected version is still refused.
+        pause();
         let t5 = db.tasks().update(owner, t0.id, &TaskPatch::default(), None).unwrap();
-        assert_eq!(t5.version, 6);
+        assert_eq!(t5, t4, "an empty patch is not an update");
         assert_eq!((t5.title.as_str(), t5.priority), ("final", 5));
+        assert_eq!(db.tasks().update(owner, t0.id, &TaskPatch::default(), Some(5)).unwrap(), t4);
+        match db.tasks().update(owner, t0.id, &TaskPatch::default(), Some(4)) {
+            Err(Error::StaleVersion { expected: 4, actual: 5 }) => {}
+            other => panic!("expected a stale version, got {other:?}"),
+        }
 
         assert_not_found(db.tasks().update(owner, TaskId::new_v7(), &TaskPatch::default(), None), "task");
         assert_not_found(db.tasks().update(owner, TaskId::new_v7(), &TaskPatch::default(), Some(1)), "task");

@@ -91,6 +91,9 @@ pub enum UserAction {
         cursor: Option<String>,
     },
     /// Change a user's fields.
+    ///
+    /// An empty value clears an optional field (`--first-name ""` clears the first name); with
+    /// no field given, nothing changes.
     Update {
         user: String,
         #[arg(long)]
@@ -133,6 +136,9 @@ pub enum TaskAction {
     /// List tasks with filters, sorting and a cursor.
     List(ListArgs),
     /// Change a task (optionally only if it is still at an expected version).
+    ///
+    /// An empty value clears the description (`--description ""`); with no field given, nothing
+    /// changes (same version, same updated_at).
     Update {
         #[arg(long)]
         user: String,
@@ -179,8 +185,9 @@ pub enum TaskAction {
     Export {
         #[arg(long)]
         user: String,
-        #[arg(long, value_enum, default_value_t = Format::Csv)]
-        format: Format,
+        /// Defaults to --output's extension (.csv, .jsonl / .ndjson); CSV on stdout.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
         #[arg(long)]
         output: Option<PathBuf>,
     },

@@ -9,18 +9,37 @@ pub const NOT_FOUND: u8 = 5;
 pub const CONFLICT: u8 = 6;
 pub const UNAVAILABLE: u8 = 7;
 
-/// Errors the CLI itself raises about user input (bad file rows, bad timestamps).
+/// Errors the CLI itself raises about user input (bad file rows, bad timestamps, files that
+/// cannot be read or written): exit 4, or exit 6 when `conflict` (an imported id that exists).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct InputError {
     pub message: String,
     pub details: Vec<String>,
+    /// A conflict with what is stored (exit 6) rather than bad input (exit 4).
+    pub conflict: bool,
+}
+
+impl InputError {
+    /// The exit code: [`CONFLICT`] or [`VALIDATION`].
+    pub fn code(&self) -> u8 {
+        if self.conflict { CONFLICT } else { VALIDATION }
+    }
+
+    /// The error's kind in `--json` output, as [`taskstore::Error::kind_name`] names it.
+    pub fn kind_name(&self) -> &'static str {
+        if self.conflict {
+            "conflict"
+        } else {
+            "validation"
+        }
+    }
 }
 
 /// Maps an error to its exit code.
 pub fn code_for(err: &anyhow::Error) -> u8 {
-    if err.downcast_ref::<InputError>().is_some() {
-        return VALIDATION;
+    if let Some(input) = err.downcast_ref::<InputError>() {
+        return input.code();
     }
     match err.downcast_ref::<Error>() {
         Some(Error::Validation { .. }) => VALIDATION,

@@ -199,8 +199,8 @@ pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
 }
 
 fn kind_name(err: &anyhow::Error) -> &'static str {
-    if err.downcast_ref::<InputError>().is_some() {
-        return "validation";
+    if let Some(input) = err.downcast_ref::<InputError>() {
+        return input.kind_name();
     }
     err.downcast_ref::<taskstore::Error>()
         .map_or("internal", taskstore::Error::kind_name)

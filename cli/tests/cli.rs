@@ -366,8 +366,9 @@ fn import_export_round_trip(backend: Backend) {
             "h",
         ]);
         let oid = other["id"].as_str().unwrap().to_owned();
-        // Ids are globally unique: re-importing the same ids elsewhere is a conflict, by line.
-        let err = env.fails(4, &["task", "import", "--user", &oid, &out]);
+        // Ids are globally unique: re-importing the same ids elsewhere is a conflict (exit 6,
+        // the exit-code table's conflict; issue 12 item 17), by line.
+        let err = env.fails(6, &["task", "import", "--user", &oid, &out]);
         // The first data row: line 2 of a CSV file (after the header), line 1 of JSON Lines.
         let first = if fmt == "csv" {
             "line 2: id:"
@@ -520,7 +521,7 @@ fine,,2,2026-11-27T10:00:00Z
         err["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("has 1 bad row;"),
+            .contains("has 1 bad line;"),
         "{err}"
     );
     let jsonl = env.path("values.jsonl");

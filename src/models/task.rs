@@ -35,13 +35,14 @@ pub struct Task {
     pub user_id: UserId,
     /// 1..=255 characters, stored trimmed.
     pub title: String,
-    /// Optional, at most 1000 characters, stored exactly as given.
+    /// Optional, at most 1000 characters, stored exactly as given; never `Some("")` (an
+    /// empty description is stored as `None`, see [`validate::optional_text`]).
     pub description: Option<String>,
     /// Whether the task is done.
     pub completed: bool,
     /// 1 (lowest) to 5 (highest); 3 unless given.
     pub priority: i16,
-    /// Starts at 1; every update adds 1 (optimistic concurrency).
+    /// Starts at 1; every update that sets a field adds 1 (optimistic concurrency).
     pub version: i32,
     /// When the task was created (UTC).
     #[serde(with = "super::rfc3339")]
@@ -66,7 +67,7 @@ pub struct Task {
 pub struct NewTask<'a> {
     /// The title; trimmed, then 1..=255 characters.
     pub title: &'a str,
-    /// Optional description, at most 1000 characters.
+    /// Optional description, at most 1000 characters; `Some("")` is stored as `None`.
     pub description: Option<&'a str>,
     /// 1..=5; `None` means 3.
     pub priority: Option<i16>,
@@ -87,7 +88,7 @@ impl<'a> NewTask<'a> {
             id: TaskId::new_v7(),
             user_id: owner,
             title,
-            description: self.description,
+            description: validate::optional_text(self.description),
             completed: false,
             priority,
             version: 1,
@@ -99,8 +100,10 @@ impl<'a> NewTask<'a> {
 }
 
 /// A partial update of a task: `None` leaves a field alone; `description: Some(None)` clears the
-/// description. Every update adds 1 to `version` and moves `updated_at`; setting `completed`
-/// sets `completed_at` (kept if the task was already completed) or clears it.
+/// description, and so does `Some(Some(""))` (an empty description is stored as absent). An
+/// update that sets at least one field adds 1 to `version` and moves `updated_at`; an empty
+/// patch changes nothing. Setting `completed` sets `completed_at` (kept if the task was already
+/// completed) or clears it.
 ///
 /// In JSON, an absent key leaves the field alone and `"description": null` clears it:
 ///
@@ -117,7 +120,7 @@ pub struct TaskPatch {
     /// A new title (trimmed, 1..=255 characters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    /// Set (`Some(Some(..))`) or clear (`Some(None)`) the description.
+    /// Set (`Some(Some(..))`) or clear (`Some(None)` or `Some(Some(""))`) the description.
     #[serde(
         skip_serializing_if = "Option::is_none",
         deserialize_with = "super::present_or_null"
@@ -143,6 +146,21 @@ impl TaskPatch {
         }
         Ok(title)
     }
+
+    /// Whether the patch sets no field at all: such an update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.description.is_none()
+            && self.priority.is_none()
+            && self.completed.is_none()
+    }
+
+    /// The description change as it is stored: `Some(None)` clears (also for `""`).
+    pub(crate) fn description_change(&self) -> Option<Option<&str>> {
+        self.description
+            .as_ref()
+            .map(|d| validate::optional_text(d.as_deref()))
+    }
 }
 
 /// One task of an import: what an export writes, so an export re-imports identically. Only
@@ -155,7 +173,7 @@ pub struct TaskImport {
     pub id: Option<TaskId>,
     /// The title (trimmed, 1..=255 characters).
     pub title: String,
-    /// Optional description.
+    /// Optional description; `Some("")` is stored as `None`.
     pub description: Option<String>,
     /// 1..=5; `None` means 3.
     pub priority: Option<i16>,
@@ -231,7 +249,7 @@ impl TaskImport {
             id: self.id.unwrap_or_else(TaskId::new_v7),
             user_id: owner,
             title: self.title.trim(),
-            description: self.description.as_deref(),
+            description: validate::optional_text(self.description.as_deref()),
             completed,
             priority: self.priority.unwrap_or(validate::PRIORITY_DEFAULT),
             version: self.version.unwrap_or(1),

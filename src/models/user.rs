@@ -37,9 +37,9 @@ pub struct User {
     /// An already-hashed password (e.g. a PHC string). Never printed.
     #[serde(skip_serializing)]
     pub password_hash: String,
-    /// Optional first name.
+    /// Optional first name; never `Some("")` (an empty name is stored as `None`).
     pub first_name: Option<String>,
-    /// Optional last name.
+    /// Optional last name; never `Some("")`.
     pub last_name: Option<String>,
     /// Whether the account is active (default true).
     pub is_active: bool,
@@ -84,9 +84,9 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     /// An already-hashed password.
     pub password_hash: &'a str,
-    /// Optional first name.
+    /// Optional first name; `Some("")` is stored as `None`.
     pub first_name: Option<&'a str>,
-    /// Optional last name.
+    /// Optional last name; `Some("")` is stored as `None`.
     pub last_name: Option<&'a str>,
 }
 
@@ -117,8 +117,8 @@ impl NewUser<'_> {
             id: UserId::new_v7(),
             email,
             password_hash: self.password_hash.to_owned(),
-            first_name: self.first_name.map(str::to_owned),
-            last_name: self.last_name.map(str::to_owned),
+            first_name: validate::optional_text(self.first_name).map(str::to_owned),
+            last_name: validate::optional_text(self.last_name).map(str::to_owned),
             is_active: true,
             created_at: now,
             updated_at: now,
@@ -127,7 +127,8 @@ impl NewUser<'_> {
 }
 
 /// A partial update of a user: `None` leaves a field alone; for the names, `Some(None)` clears
-/// the value. `updated_at` moves on every update.
+/// the value, and so does `Some(Some(""))` (an empty name is stored as absent). An update that
+/// sets at least one field moves `updated_at`; an empty patch changes nothing.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct UserPatch {
     /// A new address (normalised like on create).
@@ -168,6 +169,29 @@ impl UserPatch {
             validate::name("last_name", n)?;
         }
         Ok(email)
+    }
+
+    /// Whether the patch sets no field at all: such an update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none()
+            && self.password_hash.is_none()
+            && self.first_name.is_none()
+            && self.last_name.is_none()
+            && self.is_active.is_none()
+    }
+
+    /// The first name change as it is stored: `Some(None)` clears (also for `""`).
+    pub(crate) fn first_name_change(&self) -> Option<Option<&str>> {
+        self.first_name
+            .as_ref()
+            .map(|n| validate::optional_text(n.as_deref()))
+    }
+
+    /// The last name change as it is stored: `Some(None)` clears (also for `""`).
+    pub(crate) fn last_name_change(&self) -> Option<Option<&str>> {
+        self.last_name
+            .as_ref()
+            .map(|n| validate::optional_text(n.as_deref()))
     }
 }
 

@@ -126,6 +126,21 @@ pub fn password_hash(value: &str) -> Result<()> {
     Ok(())
 }
 
+/// An optional text field (`description`, `first_name`, `last_name`) as it is stored: the
+/// empty string is stored as absent (`NULL`), so that empty and absent are one value everywhere
+/// (create, update, import) and an export re-imports identically in both formats (CSV cannot
+/// tell an empty cell from a missing one). Any other value is kept exactly as given.
+///
+/// ```
+/// use taskstore::models::validate::optional_text;
+/// assert_eq!(optional_text(Some("")), None);
+/// assert_eq!(optional_text(Some(" x ")), Some(" x "));
+/// assert_eq!(optional_text(None), None);
+/// ```
+pub fn optional_text(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.is_empty())
+}
+
 /// A first or last name: at most 100 characters, stored exactly as given.
 pub fn name(field: &str, value: &str) -> Result<()> {
     no_nul(field, value)?;

@@ -66,11 +66,15 @@ pub fn get_by_email(conn: &mut DbConnection, email: &str) -> Result<User> {
         .ok_or(not_found(ENTITY))
 }
 
-/// Applies a partial update (validated first); `updated_at` moves. A taken email is
-/// [`Error::Conflict`]; a missing user is [`Error::NotFound`].
+/// Applies a partial update (validated first); `updated_at` moves. An empty name is stored as
+/// absent (cleared). An empty patch ([`UserPatch::is_empty`]) changes nothing and returns the
+/// user as it is. A taken email is [`Error::Conflict`]; a missing user is [`Error::NotFound`].
 #[tracing::instrument(name = "users.update", level = "debug", skip_all, fields(%id))]
 pub fn update(conn: &mut DbConnection, id: UserId, patch: &UserPatch) -> Result<User> {
     let email = patch.validate()?;
+    if patch.is_empty() {
+        return get(conn, id);
+    }
     let changes = (
         users::updated_at.eq(Ts(now())),
         email.as_deref().map(|e| users::email.eq(e)),
@@ -78,14 +82,8 @@ pub fn update(conn: &mut DbConnection, id: UserId, patch: &UserPatch) -> Result<
             .password_hash
             .as_deref()
             .map(|h| users::password_hash.eq(h)),
-        patch
-            .first_name
-            .as_ref()
-            .map(|n| users::first_name.eq(n.as_deref())),
-        patch
-            .last_name
-            .as_ref()
-            .map(|n| users::last_name.eq(n.as_deref())),
+        patch.first_name_change().map(|n| users::first_name.eq(n)),
+        patch.last_name_change().map(|n| users::last_name.eq(n)),
         patch.is_active.map(|a| users::is_active.eq(a)),
     );
     diesel::update(users::table.find(id))

@@ -86,7 +86,10 @@ pub fn get(conn: &mut DbConnection, owner: UserId, id: TaskId) -> Result<Task> {
 
 /// Applies a partial update (validated first) in one statement: `version` + 1, `updated_at`
 /// moves, `completed_at` is set when `completed` becomes true (kept when it already was) and
-/// cleared when it becomes false. An empty patch still counts as an update.
+/// cleared when it becomes false. An empty description is stored as absent (cleared).
+///
+/// An empty patch ([`TaskPatch::is_empty`]) changes nothing: the task is returned as it is,
+/// same `version` and `updated_at`.
 ///
 /// With `expected_version`, the update happens only if the task is at that version; otherwise
 /// [`Error::StaleVersion`] with the current version, and nothing changes. A task of another
@@ -100,15 +103,22 @@ pub fn update(
     expected_version: Option<i32>,
 ) -> Result<Task> {
     let title = patch.validate()?;
+    if patch.is_empty() {
+        let task = get(conn, owner, id)?;
+        return match expected_version {
+            Some(expected) if expected != task.version => Err(Error::StaleVersion {
+                expected,
+                actual: task.version,
+            }),
+            _ => Ok(task),
+        };
+    }
     let now = Ts(now());
     let changes = (
         tasks::version.eq(tasks::version + 1),
         tasks::updated_at.eq(now),
         title.map(|t| tasks::title.eq(t)),
-        patch
-            .description
-            .as_ref()
-            .map(|d| tasks::description.eq(d.as_deref())),
+        patch.description_change().map(|d| tasks::description.eq(d)),
         patch.priority.map(|p| tasks::priority.eq(p)),
         patch.completed.map(|c| tasks::completed.eq(c)),
         // completed_at is NULL exactly while the task is open (a CHECK), so COALESCE keeps the

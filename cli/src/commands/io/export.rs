@@ -8,7 +8,7 @@ use serde_json::json;
 use taskstore::Database;
 use taskstore::models::{PageRequest, TaskFilter, TaskImport, TaskSort, UserId};
 
-use super::COLUMNS;
+use super::{COLUMNS, file_error, format_of};
 use crate::cli::Format;
 use crate::commands::Ctx;
 
@@ -59,17 +59,25 @@ impl Sink {
 }
 
 /// Writes every task of `owner` to `output` (stdout when `None`), one `TaskImport` per row, so
-/// that the file re-imports identically.
+/// that the file re-imports identically. The format is `format`, else `output`'s extension
+/// (refused before the file is created when it names no format), else CSV on stdout.
 pub fn export(
     ctx: &Ctx,
     db: &Database,
     owner: UserId,
-    format: Format,
+    format: Option<Format>,
     output: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let out: Box<dyn Write> = match output {
-        Some(path) => Box::new(File::create(path)?),
-        None => Box::new(std::io::stdout().lock()),
+    let (format, out): (Format, Box<dyn Write>) = match output {
+        Some(path) => {
+            let format = format_of(path, format)?;
+            let file = File::create(path).map_err(|e| file_error(path, "create", &e))?;
+            (format, Box::new(file))
+        }
+        None => (
+            format.unwrap_or(Format::Csv),
+            Box::new(std::io::stdout().lock()),
+        ),
     };
     let mut sink = Sink::new(format, out)?;
     let mut cursor = None;

@@ -19,8 +19,8 @@ use crate::exit::InputError;
 /// Rows written per chunk (and per progress-bar step) inside the one import transaction.
 const CHUNK: usize = 2_000;
 
-/// Imports the tasks in `path` for `owner`: all of them, or none and every bad row reported
-/// (exit 4). A row whose id already exists is reported by its line.
+/// Imports the tasks in `path` for `owner`: all of them, or none and every bad line reported
+/// (exit 4). A row whose id already exists is a conflict (exit 6) reported by its line.
 pub fn import(
     ctx: &Ctx,
     db: &Database,
@@ -30,20 +30,24 @@ pub fn import(
 ) -> anyhow::Result<()> {
     let format = format_of(path, format)?;
     let started = Instant::now();
+    let bytes = read::load(path)?;
     let mut problems = Problems::default();
     let rows = match format {
-        Format::Csv => read::csv(path, &mut problems)?,
-        Format::Jsonl => read::jsonl(path, &mut problems)?,
+        Format::Csv => read::csv(&bytes, &mut problems),
+        Format::Jsonl => read::jsonl(&bytes, &mut problems),
     };
+    drop(bytes);
+    read::duplicate_ids(&rows, &mut problems);
     if !problems.is_empty() {
         let n = problems.bad_lines();
         return Err(InputError {
             message: format!(
-                "{} has {n} bad row{}; nothing was imported",
+                "{} has {n} bad line{}; nothing was imported",
                 path.display(),
                 if n == 1 { "" } else { "s" }
             ),
             details: problems.details,
+            conflict: false,
         }
         .into());
     }
@@ -73,6 +77,7 @@ pub fn import(
             return Err(InputError {
                 message: "the import conflicts with existing tasks; nothing was imported".into(),
                 details: vec![detail],
+                conflict: true,
             }
             .into());
         }
@@ -119,8 +124,12 @@ fn conflict_line(
             // Undo the probe: only whether this row conflicts matters.
             Err::<(), _>(Error::validation("probe", "rolled back"))
         });
-        if let Err(Error::Conflict { message, .. }) = probe {
-            return Some(read::detail(row.line, "id", message));
+        if let (Err(Error::Conflict { .. }), Some(id)) = (probe, row.task.id) {
+            // The library's message counts rows of the probe; name the file's line only.
+            let reason = format!(
+                "a task with id {id} already exists; leave the id out to import it as a new task"
+            );
+            return Some(read::detail(row.line, "id", reason));
         }
     }
     None

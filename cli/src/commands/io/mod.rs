@@ -6,6 +6,22 @@
 //! model. `read` turns a file into rows and reports every bad one as `line N: field: reason`;
 //! `import` writes the rows in one transaction (all or nothing); `export` pages through the
 //! owner's tasks.
+//!
+//! One rule per question, the same for both formats:
+//! - typing: a value must be of its field's type, without conversion. In JSON Lines that is the
+//!   JSON type (`title`, `description`, `id` and timestamps: strings; `priority`, `version`:
+//!   integers, so `3.0` and `"3"` are refused; `completed`: a boolean, not `"true"`); `null`
+//!   means absent for an optional field. In CSV every cell is text, and it must be the
+//!   canonical text of the type (`3`, `true` / `false`); an empty cell is absent.
+//! - encoding: UTF-8; a byte-order mark at the start is ignored; invalid UTF-8 is reported by
+//!   line. An empty file imports nothing and succeeds (so an export without tasks re-imports).
+//! - files: a file that cannot be read or written is bad input (exit 4) naming the path.
+//! - format: `--format`, else the file's extension (`.csv`; `.jsonl` / `.ndjson`), for import
+//!   and for export's `--output`; any other extension is refused. Export to stdout is CSV.
+//! - ids: an id twice in one file is bad input naming both lines (exit 4); an id that already
+//!   exists is a conflict naming its line (exit 6). Nothing is written in either case.
+//! - empty text: an empty `description` is stored as absent, so it exports as absent (an empty
+//!   CSV cell, JSON `null`) and every export re-imports identically.
 
 mod export;
 mod import;
@@ -13,11 +29,11 @@ mod read;
 
 use std::path::Path;
 
-use taskstore::Error;
 #[cfg(doc)]
 use taskstore::models::TaskImport;
 
 use crate::cli::Format;
+use crate::exit::InputError;
 
 pub use export::export;
 pub use import::import;
@@ -52,7 +68,7 @@ fn expected(column: &str) -> &'static str {
 }
 
 /// The format given with `--format`, or else the one the file name's extension says.
-fn format_of(path: &Path, explicit: Option<Format>) -> anyhow::Result<Format> {
+fn format_of(path: &Path, explicit: Option<Format>) -> Result<Format, InputError> {
     if let Some(f) = explicit {
         return Ok(f);
     }
@@ -64,11 +80,29 @@ fn format_of(path: &Path, explicit: Option<Format>) -> anyhow::Result<Format> {
     {
         Some("csv") => Ok(Format::Csv),
         Some("jsonl" | "ndjson") => Ok(Format::Jsonl),
-        _ => Err(Error::validation(
-            "format",
-            "cannot tell the format from the file name; pass --format csv or --format jsonl",
-        )
-        .into()),
+        _ => Err(bad_input(format!(
+            "cannot tell the format of {} from its extension (.csv, .jsonl or .ndjson); pass \
+             --format csv or --format jsonl",
+            path.display()
+        ))),
+    }
+}
+
+/// A file that cannot be opened, read or created: bad input (exit 4) naming the path.
+fn file_error(path: &Path, doing: &str, err: &std::io::Error) -> InputError {
+    let hint = match err.kind() {
+        std::io::ErrorKind::NotFound if doing == "create" => "; does its directory exist?",
+        _ => "",
+    };
+    bad_input(format!("cannot {doing} {}: {err}{hint}", path.display()))
+}
+
+/// Bad input (exit 4) with no per-line details.
+fn bad_input(message: String) -> InputError {
+    InputError {
+        message,
+        details: Vec::new(),
+        conflict: false,
     }
 }
 

@@ -2,17 +2,16 @@
 //! and checked with its `validate`, every problem kept as `line N: field: reason` (all of them,
 //! in line order), so that nothing is written while any row is bad.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Display;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use serde_json::{Map, Value};
 use taskstore::Error;
 use taskstore::models::TaskImport;
 
-use super::{COLUMNS, expected};
+use super::{COLUMNS, expected, file_error};
+use crate::exit::InputError;
 
 /// One row that passed, and the line it came from.
 pub struct Row {
@@ -77,19 +76,48 @@ impl Problems {
     }
 }
 
-/// CSV with a header row. The line of a row is where its record starts.
-pub fn csv(path: &Path, problems: &mut Problems) -> anyhow::Result<Vec<Row>> {
+/// The bytes of the file at `path`, without a leading UTF-8 byte-order mark (ignored in both
+/// formats). A file that cannot be read is bad input naming the path.
+pub fn load(path: &Path) -> Result<Vec<u8>, InputError> {
+    let mut bytes = std::fs::read(path).map_err(|e| file_error(path, "read", &e))?;
+    if bytes.starts_with(BOM) {
+        bytes.drain(..BOM.len());
+    }
+    Ok(bytes)
+}
+
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The problem with a line that is not UTF-8 (its text is not shown: it cannot be printed).
+const NOT_UTF8: &str = "not valid UTF-8; save the file as UTF-8";
+
+/// CSV with a header row. The line of a row is where its record starts. A file with nothing but
+/// white space holds no rows (as in JSON Lines).
+pub fn csv(bytes: &[u8], problems: &mut Problems) -> Vec<Row> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Vec::new();
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_path(path)?;
-    let headers: csv::StringRecord = reader.headers()?.iter().map(str::trim).collect();
+        .from_reader(bytes);
+    let headers: csv::StringRecord = match reader.headers() {
+        Ok(h) => h.iter().map(str::trim).collect(),
+        Err(e) => {
+            match e.kind() {
+                csv::ErrorKind::Utf8 { .. } => problems.add(1, "header", NOT_UTF8),
+                _ => problems.add(1, "header", &e),
+            }
+            return Vec::new();
+        }
+    };
     problems.unknown_columns(1, headers.iter());
     if !headers.iter().any(|h| h == "title") {
         problems.add(1, "title", "the header has no title column");
     }
     if !problems.is_empty() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -112,18 +140,20 @@ pub fn csv(path: &Path, problems: &mut Problems) -> anyhow::Result<Vec<Row>> {
                     }
                 }
             },
-            Err(e) => {
-                problems.add(line, "row", &e);
-                if !matches!(
-                    e.kind(),
-                    csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
-                ) {
+            Err(e) => match e.kind() {
+                csv::ErrorKind::Utf8 { err, .. } => {
+                    let column = headers.get(err.field()).unwrap_or("row");
+                    problems.add(line, column, NOT_UTF8);
+                }
+                csv::ErrorKind::UnequalLengths { .. } => problems.add(line, "row", &e),
+                _ => {
+                    problems.add(line, "row", &e);
                     break;
                 }
-            }
+            },
         }
     }
-    Ok(rows)
+    rows
 }
 
 /// The columns of a refused record whose value alone does not deserialise, so that every bad
@@ -140,19 +170,22 @@ fn failed_columns<'a>(
     })
 }
 
-/// JSON Lines: one object per line; blank lines are skipped.
-pub fn jsonl(path: &Path, problems: &mut Problems) -> anyhow::Result<Vec<Row>> {
-    let reader = BufReader::new(File::open(path)?);
+/// JSON Lines: one object per line; blank lines are skipped. Every value must have its
+/// field's JSON type (see [`json_type_fits`]).
+pub fn jsonl(bytes: &[u8], problems: &mut Problems) -> Vec<Row> {
     let mut rows = Vec::new();
-    for (i, text) in reader.lines().enumerate() {
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = i as u64 + 1;
-        let text = text?;
+        let Ok(text) = std::str::from_utf8(raw) else {
+            problems.add(line, "row", NOT_UTF8);
+            continue;
+        };
         if text.trim().is_empty() {
             continue;
         }
         // An object first, so that every unknown key is named as a column (serde would name
         // only the first) and a value that does not parse can be shown as it was written.
-        let object = match serde_json::from_str::<Value>(&text) {
+        let object = match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(o)) => o,
             Ok(_) => {
                 problems.add(line, "row", "expected a JSON object");
@@ -164,6 +197,14 @@ pub fn jsonl(path: &Path, problems: &mut Problems) -> anyhow::Result<Vec<Row>> {
             }
         };
         if problems.unknown_columns(line, object.keys().map(String::as_str)) {
+            continue;
+        }
+        let mut typed = true;
+        for (column, got) in object.iter().filter(|(c, v)| !json_type_fits(c, v)) {
+            problems.unparsable(line, column, got);
+            typed = false;
+        }
+        if !typed {
             continue;
         }
         match serde_json::from_value::<TaskImport>(Value::Object(object.clone())) {
@@ -185,5 +226,42 @@ pub fn jsonl(path: &Path, problems: &mut Problems) -> anyhow::Result<Vec<Row>> {
             }
         }
     }
-    Ok(rows)
+    rows
+}
+
+/// Whether a JSON value has the JSON type of its column, with no conversion: strings for the
+/// text, the id and the timestamps; integers (not `3.0`) for `priority` and `version`; a boolean
+/// for `completed`; `null` (absent) for every column but `title`. Ranges and formats are
+/// checked afterwards, by deserialising and validating.
+fn json_type_fits(column: &str, value: &Value) -> bool {
+    match value {
+        Value::Null => column != "title",
+        Value::String(_) => matches!(
+            column,
+            "id" | "title" | "description" | "created_at" | "updated_at" | "completed_at"
+        ),
+        Value::Number(n) => matches!(column, "priority" | "version") && (n.is_i64() || n.is_u64()),
+        Value::Bool(_) => column == "completed",
+        Value::Array(_) | Value::Object(_) => false,
+    }
+}
+
+/// Reports every id that appears on more than one line of the file, naming both lines.
+pub fn duplicate_ids(rows: &[Row], problems: &mut Problems) {
+    let mut first_line = HashMap::new();
+    for row in rows {
+        if let Some(id) = row.task.id
+            && let Some(first) = first_line.insert(id, row.line)
+        {
+            problems.add(
+                row.line,
+                "id",
+                format!(
+                    "{id} appears twice in the file (lines {first} and {}); an id may appear once",
+                    row.line
+                ),
+            );
+            first_line.insert(id, first);
+        }
+    }
 }

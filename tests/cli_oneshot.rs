@@ -87,7 +87,6 @@ fn item08_one_shot_commands_open_one_connection(backend: Backend) {
 /// Item 8: 32 concurrent one-shot commands against a server with `max_connections = 100` all
 /// succeed (the issue saw 21 of 32 fail with "too many clients").
 #[test]
-#[ignore = "issue 12 item 8: each run opens a full pool; concurrent runs fail with 'too many clients'"]
 fn postgres_item08_32_concurrent_commands_fit_max_connections_100() {
     let cluster = Cluster::start(&["max_connections = 100"]);
     cluster.psql("postgres", "CREATE DATABASE app");
@@ -161,7 +160,6 @@ fn postgres_item09_start_up_does_not_wait_for_the_migration_lock_when_nothing_is
 /// Item 10: `health` on a fresh directory (the embedded default, no file yet) creates nothing
 /// and exits 7: the database it names does not exist, as for PostgreSQL's unknown database.
 #[test]
-#[ignore = "issue 12 item 10: health creates taskstore.db, then exits 1 (schema not current)"]
 fn item10_health_on_a_fresh_directory_creates_nothing() {
     let env = CliEnv::bare();
     let out = env.run(&["--json", "health"]);
@@ -269,7 +267,6 @@ fn assert_json_stderr(what: &str, out: &Output) {
 /// Item 11: with `--json`, usage errors from argument parsing are one JSON error object on
 /// stderr too (exit 2), not clap's plain text.
 #[test]
-#[ignore = "issue 12 item 11: usage errors are plain text under --json"]
 fn item11_json_usage_errors_are_json() {
     let env = CliEnv::bare();
     for args in [
@@ -386,7 +383,6 @@ fn without_annotations(description: &str) -> String {
 /// `--help` that says what it takes — text besides clap's `[default: ..]` and
 /// `[possible values: ..]` annotations.
 #[test]
-#[ignore = "issue 12 item 12: many options and arguments (--user, --title, <TASK>, --output, ...) have no description"]
 fn item12_help_describes_every_option_and_argument() {
     let mut missing = Vec::new();
     let mut queue: Vec<Vec<String>> = vec![Vec::new()];
@@ -428,19 +424,16 @@ mod sqlite {
     use super::*;
 
     #[test]
-    #[ignore = "issue 12 item 8: health --json shows 5-6 pooled connections opened; config shows an idle minimum of 2"]
     fn item08_one_shot_commands_open_one_connection() {
         super::item08_one_shot_commands_open_one_connection(Backend::Sqlite);
     }
 
     #[test]
-    #[ignore = "issue 12 item 10: health switches an empty SQLite file to WAL (writes its header)"]
     fn item10_health_writes_nothing() {
         super::item10_health_writes_nothing(Backend::Sqlite);
     }
 
     #[test]
-    #[ignore = "issue 12 item 11: a coloured ERROR log line precedes the JSON error"]
     fn item11_json_errors_are_the_only_thing_on_stderr() {
         super::item11_json_errors_are_the_only_thing_on_stderr(Backend::Sqlite);
     }
@@ -450,7 +443,6 @@ mod postgres {
     use super::*;
 
     #[test]
-    #[ignore = "issue 12 item 8: health --json shows 5-6 pooled connections opened; config shows an idle minimum of 2"]
     fn item08_one_shot_commands_open_one_connection() {
         super::item08_one_shot_commands_open_one_connection(Backend::Postgres);
     }
@@ -461,7 +453,6 @@ mod postgres {
     }
 
     #[test]
-    #[ignore = "issue 12 item 11: a coloured ERROR log line precedes the JSON error"]
     fn item11_json_errors_are_the_only_thing_on_stderr() {
         super::item11_json_errors_are_the_only_thing_on_stderr(Backend::Postgres);
     }

@@ -457,3 +457,17 @@ mod postgres {
         super::item11_json_errors_are_the_only_thing_on_stderr(Backend::Postgres);
     }
 }
+
+/// Item 10: `migrate status` only looks, like `health`: on a fresh directory it creates no
+/// SQLite file and exits 7 (the database does not exist).
+#[test]
+fn item10_migrate_status_on_a_fresh_directory_creates_nothing() {
+    let env = CliEnv::bare();
+    let out = env.run(&["--json", "migrate", "status"]);
+    assert_eq!(out.status.code(), Some(7), "{}", both(&out));
+    let left: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "migrate status created {left:?}");
+}

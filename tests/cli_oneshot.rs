@@ -305,6 +305,15 @@ fn item11_json_errors_are_the_only_thing_on_stderr(backend: Backend) {
     assert_eq!(out.status.code(), Some(7), "{}", both(&out));
     assert_json_stderr("--json health", &out);
 
+    // Log events the user asks for are JSON lines too, and none of them looks like the error.
+    let out = env
+        .cmd(&["--json", "health"])
+        .env("TASKSTORE_LOG", "info")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", both(&out));
+    assert_json_stderr("--json health with TASKSTORE_LOG=info", &out);
+
     let out = env
         .cmd(&["health"])
         .env("TASKSTORE_LOG", "info")

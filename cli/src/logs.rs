@@ -36,8 +36,8 @@ pub fn init(json: bool) {
     }
 }
 
-/// Writes each event as one JSON object on its own stderr line: `level`, `target`, and the
-/// event's fields (`message` among them). Span context is left out: the CLI's spans carry
+/// Writes each event as one JSON object on its own stderr line: `level`, `target`, and
+/// `fields` (`message` among them). Span context is left out: the CLI's spans carry
 /// nothing a script needs.
 struct JsonLines;
 
@@ -46,10 +46,13 @@ impl<S: tracing::Subscriber> Layer<S> for JsonLines {
         let meta = event.metadata();
         let mut fields = Fields(Map::new());
         event.record(&mut fields);
-        let mut line = json!({ "level": meta.level().as_str(), "target": meta.target() });
-        if let Value::Object(obj) = &mut line {
-            obj.extend(fields.0);
-        }
+        // Fields nested, as tracing-subscriber's own JSON format does: an event field named
+        // `error` must not look like the command's error object.
+        let line = json!({
+            "level": meta.level().as_str(),
+            "target": meta.target(),
+            "fields": Value::Object(fields.0),
+        });
         let message = taskstore::redact::scrub(&line.to_string());
         let _ = writeln!(std::io::stderr().lock(), "{message}");
     }

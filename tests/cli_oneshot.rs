@@ -87,7 +87,6 @@ fn item08_one_shot_commands_open_one_connection(backend: Backend) {
 /// Item 8: 32 concurrent one-shot commands against a server with `max_connections = 100` all
 /// succeed (the issue saw 21 of 32 fail with "too many clients").
 #[test]
-#[ignore = "issue 12 item 8: each run opens a full pool; concurrent runs fail with 'too many clients'"]
 fn postgres_item08_32_concurrent_commands_fit_max_connections_100() {
     let cluster = Cluster::start(&["max_connections = 100"]);
     cluster.psql("postgres", "CREATE DATABASE app");
@@ -161,7 +160,6 @@ fn postgres_item09_start_up_does_not_wait_for_the_migration_lock_when_nothing_is
 /// Item 10: `health` on a fresh directory (the embedded default, no file yet) creates nothing
 /// and exits 7: the database it names does not exist, as for PostgreSQL's unknown database.
 #[test]
-#[ignore = "issue 12 item 10: health creates taskstore.db, then exits 1 (schema not current)"]
 fn item10_health_on_a_fresh_directory_creates_nothing() {
     let env = CliEnv::bare();
     let out = env.run(&["--json", "health"]);
@@ -269,7 +267,6 @@ fn assert_json_stderr(what: &str, out: &Output) {
 /// Item 11: with `--json`, usage errors from argument parsing are one JSON error object on
 /// stderr too (exit 2), not clap's plain text.
 #[test]
-#[ignore = "issue 12 item 11: usage errors are plain text under --json"]
 fn item11_json_usage_errors_are_json() {
     let env = CliEnv::bare();
     for args in [
@@ -307,6 +304,15 @@ fn item11_json_errors_are_the_only_thing_on_stderr(backend: Backend) {
     let out = env.run(&["--json", "health"]);
     assert_eq!(out.status.code(), Some(7), "{}", both(&out));
     assert_json_stderr("--json health", &out);
+
+    // Log events the user asks for are JSON lines too, and none of them looks like the error.
+    let out = env
+        .cmd(&["--json", "health"])
+        .env("TASKSTORE_LOG", "info")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", both(&out));
+    assert_json_stderr("--json health with TASKSTORE_LOG=info", &out);
 
     let out = env
         .cmd(&["health"])
@@ -386,7 +392,6 @@ fn without_annotations(description: &str) -> String {
 /// `--help` that says what it takes — text besides clap's `[default: ..]` and
 /// `[possible values: ..]` annotations.
 #[test]
-#[ignore = "issue 12 item 12: many options and arguments (--user, --title, <TASK>, --output, ...) have no description"]
 fn item12_help_describes_every_option_and_argument() {
     let mut missing = Vec::new();
     let mut queue: Vec<Vec<String>> = vec![Vec::new()];
@@ -428,19 +433,16 @@ mod sqlite {
     use super::*;
 
     #[test]
-    #[ignore = "issue 12 item 8: health --json shows 5-6 pooled connections opened; config shows an idle minimum of 2"]
     fn item08_one_shot_commands_open_one_connection() {
         super::item08_one_shot_commands_open_one_connection(Backend::Sqlite);
     }
 
     #[test]
-    #[ignore = "issue 12 item 10: health switches an empty SQLite file to WAL (writes its header)"]
     fn item10_health_writes_nothing() {
         super::item10_health_writes_nothing(Backend::Sqlite);
     }
 
     #[test]
-    #[ignore = "issue 12 item 11: a coloured ERROR log line precedes the JSON error"]
     fn item11_json_errors_are_the_only_thing_on_stderr() {
         super::item11_json_errors_are_the_only_thing_on_stderr(Backend::Sqlite);
     }
@@ -450,7 +452,6 @@ mod postgres {
     use super::*;
 
     #[test]
-    #[ignore = "issue 12 item 8: health --json shows 5-6 pooled connections opened; config shows an idle minimum of 2"]
     fn item08_one_shot_commands_open_one_connection() {
         super::item08_one_shot_commands_open_one_connection(Backend::Postgres);
     }
@@ -461,8 +462,21 @@ mod postgres {
     }
 
     #[test]
-    #[ignore = "issue 12 item 11: a coloured ERROR log line precedes the JSON error"]
     fn item11_json_errors_are_the_only_thing_on_stderr() {
         super::item11_json_errors_are_the_only_thing_on_stderr(Backend::Postgres);
     }
+}
+
+/// Item 10: `migrate status` only looks, like `health`: on a fresh directory it creates no
+/// SQLite file and exits 7 (the database does not exist).
+#[test]
+fn item10_migrate_status_on_a_fresh_directory_creates_nothing() {
+    let env = CliEnv::bare();
+    let out = env.run(&["--json", "migrate", "status"]);
+    assert_eq!(out.status.code(), Some(7), "{}", both(&out));
+    let left: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "migrate status created {left:?}");
 }

@@ -7,15 +7,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// The taskstore persistence layer's operations tool.
 ///
 /// With no DATABASE_URL it works on the embedded SQLite file `taskstore.db` in the current
-/// directory. Exit codes: 0 ok, 1 internal/database error, 2 usage, 3 configuration,
-/// 4 validation, 5 not found, 6 conflict, 7 unavailable or timed out.
+/// directory. Each run opens one connection (set DATABASE_POOL_MAX_SIZE /
+/// DATABASE_POOL_MIN_IDLE to change that). Exit codes: 0 ok, 1 internal/database error,
+/// 2 usage, 3 configuration, 4 validation, 5 not found, 6 conflict, 7 unavailable or timed out.
 #[derive(Debug, Parser)]
 #[command(name = "taskstore", version, about, long_about = None)]
 pub struct Cli {
-    /// Print machine-readable JSON on stdout (errors as JSON on stderr).
+    /// Print machine-readable JSON on stdout; every error, usage errors included, is one JSON
+    /// object on stderr, and nothing else is logged unless TASKSTORE_LOG asks (as JSON lines).
     #[arg(long, global = true)]
     pub json: bool,
-    /// Database URL (overrides DATABASE_URL; shown redacted everywhere).
+    /// Database URL: postgres://user@host:port/db, sqlite://path or sqlite::memory: (overrides
+    /// DATABASE_URL; shown redacted everywhere).
     #[arg(long, value_name = "URL", global = true)]
     pub database_url: Option<String>,
     #[command(subcommand)]
@@ -43,11 +46,15 @@ pub enum Command {
     },
     /// Task statistics for a user.
     Stats {
-        /// The user (id or email).
-        #[arg(long)]
+        /// The user: a user id (UUID) or an email address.
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
     },
-    /// Check that the database answers and the schema is current (exit 7 when unreachable).
+    /// Check that the database answers and the schema is current; writes nothing.
+    ///
+    /// Exit codes: 0 reachable and current; 1 reachable but the schema is not current
+    /// (pending, changed or unknown migrations); 3 configuration error; 7 unreachable, or the
+    /// database does not exist (a missing SQLite file included: it is not created).
     Health,
     /// Print the effective configuration, secrets redacted, with each value's source.
     Config,
@@ -57,12 +64,12 @@ pub enum Command {
 pub enum MigrateAction {
     /// Apply pending migrations.
     Run,
-    /// List applied and pending migrations.
+    /// List applied and pending migrations (reads only: creates and changes nothing).
     Status,
     /// Revert the most recent migrations.
     Revert {
-        /// How many migrations to revert.
-        #[arg(long, default_value_t = 1)]
+        /// How many of the most recently applied migrations to revert (a whole number).
+        #[arg(long, value_name = "N", default_value_t = 1)]
         steps: usize,
     },
 }
@@ -71,22 +78,31 @@ pub enum MigrateAction {
 pub enum UserAction {
     /// Create a user.
     Add {
+        /// The user's email address (unique, at most 254 characters).
         #[arg(long)]
         email: String,
         /// An already-hashed password (e.g. a PHC string); never a plain password.
-        #[arg(long)]
+        #[arg(long, value_name = "HASH")]
         password_hash: String,
-        #[arg(long)]
+        /// First name (at most 100 characters; optional).
+        #[arg(long, value_name = "NAME")]
         first_name: Option<String>,
-        #[arg(long)]
+        /// Last name (at most 100 characters; optional).
+        #[arg(long, value_name = "NAME")]
         last_name: Option<String>,
     },
     /// Show a user.
-    Get { user: String },
+    Get {
+        /// The user: a user id (UUID) or an email address.
+        #[arg(value_name = "USER")]
+        user: String,
+    },
     /// List users (keyset-paginated).
     List {
-        #[arg(long, default_value_t = 20)]
+        /// How many users per page (1 to 1000).
+        #[arg(long, value_name = "N", default_value_t = 20)]
         limit: u32,
+        /// Where to continue: the cursor printed after the previous page.
         #[arg(long)]
         cursor: Option<String>,
     },
@@ -95,42 +111,66 @@ pub enum UserAction {
     /// An empty value clears an optional field (`--first-name ""` clears the first name); with
     /// no field given, nothing changes.
     Update {
+        /// The user: a user id (UUID) or an email address.
+        #[arg(value_name = "USER")]
         user: String,
+        /// New email address (unique, at most 254 characters).
         #[arg(long)]
         email: Option<String>,
-        #[arg(long)]
+        /// New first name (at most 100 characters); an empty string "" clears it.
+        #[arg(long, value_name = "NAME")]
         first_name: Option<String>,
-        #[arg(long)]
+        /// New last name (at most 100 characters); an empty string "" clears it.
+        #[arg(long, value_name = "NAME")]
         last_name: Option<String>,
-        #[arg(long)]
+        /// New already-hashed password (e.g. a PHC string); never a plain password.
+        #[arg(long, value_name = "HASH")]
         password_hash: Option<String>,
     },
     /// Deactivate a user.
-    Deactivate { user: String },
+    Deactivate {
+        /// The user: a user id (UUID) or an email address.
+        #[arg(value_name = "USER")]
+        user: String,
+    },
     /// Activate a user.
-    Activate { user: String },
+    Activate {
+        /// The user: a user id (UUID) or an email address.
+        #[arg(value_name = "USER")]
+        user: String,
+    },
     /// Delete a user and all their tasks.
-    Delete { user: String },
+    Delete {
+        /// The user: a user id (UUID) or an email address.
+        #[arg(value_name = "USER")]
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TaskAction {
     /// Create a task.
     Add {
-        #[arg(long)]
+        /// The user who owns the task: a user id (UUID) or an email address.
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
+        /// The task's title (1 to 255 characters).
         #[arg(long)]
         title: String,
-        #[arg(long)]
+        /// A longer description (at most 1000 characters; optional).
+        #[arg(long, value_name = "TEXT")]
         description: Option<String>,
-        /// 1 (lowest) to 5.
-        #[arg(long)]
+        /// Priority, a whole number from 1 (lowest) to 5 (default 3).
+        #[arg(long, value_name = "1-5")]
         priority: Option<i16>,
     },
     /// Show a task.
     Get {
-        #[arg(long)]
+        /// The user who owns the task: a user id (UUID) or an email address.
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
+        /// The task's id (UUID).
+        #[arg(value_name = "TASK_ID")]
         task: String,
     },
     /// List tasks with filters, sorting and a cursor.
@@ -140,88 +180,129 @@ pub enum TaskAction {
     /// An empty value clears the description (`--description ""`); with no field given, nothing
     /// changes (same version, same updated_at).
     Update {
-        #[arg(long)]
+        /// The user who owns the task: a user id (UUID) or an email address.
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
+        /// The task's id (UUID).
+        #[arg(value_name = "TASK_ID")]
         task: String,
+        /// New title (1 to 255 characters).
         #[arg(long)]
         title: Option<String>,
-        #[arg(long)]
+        /// New description (at most 1000 characters); an empty string "" clears it.
+        #[arg(long, value_name = "TEXT")]
         description: Option<String>,
-        #[arg(long)]
+        /// New priority, a whole number from 1 (lowest) to 5.
+        #[arg(long, value_name = "1-5")]
         priority: Option<i16>,
-        #[arg(long)]
+        /// Mark completed (true) or open (false).
+        #[arg(long, value_name = "true|false")]
         completed: Option<bool>,
-        #[arg(long)]
+        /// Change the task only if its version is still this number (from `task get`);
+        /// else exit 6 (conflict).
+        #[arg(long, value_name = "VERSION")]
         expected_version: Option<i32>,
     },
     /// Mark a task completed.
     Done {
-        #[arg(long)]
+        /// The user who owns the task: a user id (UUID) or an email address.
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
+        /// The task's id (UUID).
+        #[arg(value_name = "TASK_ID")]
         task: String,
     },
     /// Reopen a completed task.
     Reopen {
-        #[arg(long)]
+        /// The user who owns the task: a user id (UUID) or an email address.
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
+        /// The task's id (UUID).
+        #[arg(value_name = "TASK_ID")]
         task: String,
     },
     /// Delete a task.
     Delete {
-        #[arg(long)]
+        /// The user who owns the task: a user id (UUID) or an email address.
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
+        /// The task's id (UUID).
+        #[arg(value_name = "TASK_ID")]
         task: String,
     },
     /// Import tasks from CSV or JSON Lines: every row is validated first; all or nothing.
     Import {
-        #[arg(long)]
+        /// The user who will own the imported tasks: a user id (UUID) or an email address.
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
+        /// The file to read (CSV with a header line, or JSON Lines: one object per line).
+        #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Defaults to the file's extension (.csv, .jsonl / .ndjson).
+        /// The file's format; defaults to its extension (.csv, .jsonl / .ndjson).
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
     /// Export a user's tasks as CSV or JSON Lines (stdout by default).
     Export {
-        #[arg(long)]
+        /// The user whose tasks are exported: a user id (UUID) or an email address.
+        #[arg(long, value_name = "ID|EMAIL")]
         user: String,
-        /// Defaults to --output's extension (.csv, .jsonl / .ndjson); CSV on stdout.
+        /// The format to write; defaults to --output's extension (.csv, .jsonl / .ndjson), and
+        /// to CSV on stdout.
         #[arg(long, value_enum)]
         format: Option<Format>,
-        #[arg(long)]
+        /// The file to write (created or replaced); stdout when absent.
+        #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    #[arg(long)]
+    /// The user whose tasks are listed: a user id (UUID) or an email address.
+    #[arg(long, value_name = "ID|EMAIL")]
     pub user: String,
-    #[arg(long)]
+    /// Only completed tasks (true) or only open ones (false); all when absent.
+    #[arg(long, value_name = "true|false")]
     pub completed: Option<bool>,
-    #[arg(long)]
+    /// Only tasks with at least this priority (1 to 5).
+    #[arg(long, value_name = "1-5")]
     pub priority_min: Option<i16>,
-    #[arg(long)]
+    /// Only tasks with at most this priority (1 to 5).
+    #[arg(long, value_name = "1-5")]
     pub priority_max: Option<i16>,
     /// Literal text to find in title or description (% and _ are not wildcards).
     #[arg(long)]
     pub search: Option<String>,
-    /// RFC 3339 timestamp, e.g. 2026-11-27T10:00:00Z.
-    #[arg(long)]
+    /// Only tasks created after this RFC 3339 timestamp, e.g. 2026-11-27T10:00:00Z.
+    #[arg(long, value_name = "TIMESTAMP")]
     pub created_after: Option<String>,
-    #[arg(long)]
+    /// Only tasks created before this RFC 3339 timestamp, e.g. 2026-11-27T10:00:00Z.
+    #[arg(long, value_name = "TIMESTAMP")]
     pub created_before: Option<String>,
-    /// created|-created|updated|-updated|priority|-priority|title|-title
-    #[arg(long, default_value = "-created", allow_hyphen_values = true)]
+    /// Sort order, one of created|-created|updated|-updated|priority|-priority|title|-title
+    /// (a leading - means descending).
+    #[arg(
+        long,
+        value_name = "ORDER",
+        default_value = "-created",
+        allow_hyphen_values = true
+    )]
     pub sort: String,
-    #[arg(long, default_value_t = 20)]
+    /// How many tasks per page (1 to 1000).
+    #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: u32,
+    /// Where to continue: the cursor printed after the previous page (valid with the same
+    /// filters and sort only).
     #[arg(long)]
     pub cursor: Option<String>,
 }
 
+/// A file format for import and export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Comma-separated values with a header line.
     Csv,
+    /// JSON Lines: one JSON object per line.
     Jsonl,
 }

@@ -3,6 +3,8 @@
 use taskstore::Error;
 
 pub const INTERNAL: u8 = 1;
+/// A usage error: clap's own exit code for one.
+pub const USAGE: u8 = 2;
 pub const CONFIG: u8 = 3;
 pub const VALIDATION: u8 = 4;
 pub const NOT_FOUND: u8 = 5;

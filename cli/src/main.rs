@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod exit;
+mod logs;
 mod output;
 
 use std::process::ExitCode;
@@ -22,24 +23,15 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
-    init_tracing();
-    let json = cli.json;
+    // Decided before parsing, so that a usage error under `--json` is JSON too.
+    let json = output::json_requested(std::env::args_os());
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return output::report_usage(&err, json),
+    };
+    logs::init(json);
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(err) => output::report_error(&err, json),
     }
-}
-
-/// Logs go to stderr so that stdout stays machine-readable. The CLI logs warnings only unless
-/// `TASKSTORE_LOG` says otherwise (the library's default of `info` would drown a terminal).
-fn init_tracing() {
-    let filter = std::env::var("TASKSTORE_LOG").unwrap_or_else(|_| "warn".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }

@@ -198,6 +198,32 @@ pub fn report_error(err: &anyhow::Error, json: bool) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Whether `--json` is among the arguments, looked at before parsing them so that a usage
+/// error can honour it. Arguments after `--` are values, not flags.
+pub fn json_requested(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// Prints a command-line parsing outcome: `--help` and `--version` on stdout as usual; a usage
+/// error on stderr with exit code 2, as one JSON object (`kind` "usage") under `--json`.
+pub fn report_usage(err: &clap::Error, json: bool) -> ExitCode {
+    let code = u8::try_from(err.exit_code()).unwrap_or(exit::USAGE);
+    if !json || !err.use_stderr() {
+        let _ = err.print();
+        return ExitCode::from(code);
+    }
+    // `StyledStr`'s Display is the plain text: no ANSI escapes whatever the terminal.
+    let rendered = err.render().to_string();
+    let message = rendered.trim().trim_start_matches("error: ");
+    let message = taskstore::redact::scrub(message);
+    let obj = json!({ "kind": "usage", "message": message, "exit_code": code });
+    let _ = writeln!(std::io::stderr().lock(), "{}", json!({ "error": obj }));
+    ExitCode::from(code)
+}
+
 fn kind_name(err: &anyhow::Error) -> &'static str {
     if let Some(input) = err.downcast_ref::<InputError>() {
         return input.kind_name();

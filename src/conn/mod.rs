@@ -13,7 +13,7 @@ mod reset;
 use diesel::{PgConnection, SqliteConnection};
 
 pub(crate) use liveness::{Input, find_tcp_socket, ping, unexpected_input, with_deadline};
-pub use open::{ConnectError, open};
+pub use open::{ConnectError, open, open_read_only};
 pub(crate) use open::{Connector, Opened};
 pub(crate) use reset::SessionReset;
 

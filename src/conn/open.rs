@@ -77,6 +77,93 @@ pub fn open(config: &Config, url: &DatabaseUrl) -> Result<DbConnection> {
     Ok(connector.open()?.conn)
 }
 
+/// Opens one connection to `url` that cannot write, for checks that must leave the database as
+/// they found it (`taskstore health`, `migrate status`). On SQLite the file is opened read-only
+/// (`mode=ro`) and never created, and its journal mode is left alone (switching an empty file to
+/// WAL writes its header); on PostgreSQL the session is set `default_transaction_read_only`.
+/// Otherwise like [`open`]: one attempt, no pool.
+///
+/// # Errors
+///
+/// As [`open`]; in addition [`Error::Unavailable`] of kind
+/// [`ConnectFailure::UnknownDatabase`] when the SQLite file does not exist, as for a
+/// PostgreSQL database that does not exist.
+///
+/// ```
+/// # fn main() -> Result<(), taskstore::Error> {
+/// let dir = std::env::temp_dir().join(format!("taskstore-doc-ro-{}", std::process::id()));
+/// let url = format!("sqlite://{}", dir.join("absent.db").display());
+/// let config = taskstore::Config::from_vars([("DATABASE_URL", url.as_str())])?;
+/// let err = taskstore::conn::open_read_only(&config, config.database_url()).unwrap_err();
+/// assert!(matches!(
+///     err,
+///     taskstore::Error::Unavailable { kind: taskstore::ConnectFailure::UnknownDatabase, .. }
+/// ));
+/// assert!(!dir.join("absent.db").exists());
+/// # Ok(()) }
+/// ```
+pub fn open_read_only(config: &Config, url: &DatabaseUrl) -> Result<DbConnection> {
+    match url.backend() {
+        BackendKind::Postgres => {
+            let mut conn = open(config, url)?;
+            // A session setting, no user input: nothing can be spliced into it.
+            conn.batch_execute("SET default_transaction_read_only = on")
+                .map_err(|e| ConnectError::from_message(&e.to_string()))?;
+            Ok(conn)
+        }
+        BackendKind::Sqlite if url.is_memory() => open(config, url),
+        BackendKind::Sqlite => {
+            let connector = Connector::new(url, config.pool(), config.session());
+            let uri = read_only_uri(url.expose()).ok_or_else(|| Error::Unavailable {
+                kind: ConnectFailure::UnknownDatabase,
+                message: format!(
+                    "the SQLite file of {} does not exist (a check never creates it; \
+                     `taskstore migrate run` does)",
+                    url.redacted()
+                ),
+            })?;
+            let mut lite = SqliteConnection::establish(&uri)
+                .map_err(|e| ConnectError::from_message(&e.to_string()))?;
+            let millis = u64::try_from(connector.busy_timeout.as_millis()).unwrap_or(u64::MAX);
+            lite.batch_execute(&pragma_busy_timeout(millis))
+                .map_err(|e| ConnectError::from_message(&e.to_string()))?;
+            Ok(DbConnection::Sqlite(lite))
+        }
+    }
+}
+
+/// `file:` URI opening the SQLite database at `target` (a path, or a `file:` URI) read-only, or
+/// `None` when its file does not exist. SQLite URI syntax: `?` and `#` in the path must be
+/// percent-encoded, and a later `mode` would override ours, so other parameters are kept and
+/// every `mode` is replaced.
+fn read_only_uri(target: &str) -> Option<String> {
+    use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+    const PATH: &AsciiSet = &CONTROLS.add(b'?').add(b'#').add(b'%');
+    let (path, params) = match target.strip_prefix("file:") {
+        Some(uri) => {
+            let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+            let path = percent_decode_str(path).decode_utf8().ok()?.into_owned();
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|p| !p.is_empty() && !p.starts_with("mode="))
+                .collect();
+            (path, kept)
+        }
+        None => (target.to_owned(), Vec::new()),
+    };
+    if !std::path::Path::new(&path).is_file() {
+        return None;
+    }
+    let mut uri = String::from("file:");
+    uri.extend(utf8_percent_encode(&path, PATH));
+    uri.push_str("?mode=ro");
+    for p in params {
+        uri.push('&');
+        uri.push_str(p);
+    }
+    Some(uri)
+}
+
 /// A connection just opened, with the socket the watchdog can shut down (PostgreSQL over TCP).
 pub(crate) struct Opened {
     pub conn: DbConnection,

@@ -48,6 +48,8 @@ pub struct Probe {
     pub schema_version: Option<String>,
     /// The database against the migrations embedded in this binary.
     pub migrations: MigrationStatus,
+    /// Connections the probe opened: always one, closed when it returns.
+    pub connections_opened: u32,
 }
 
 impl Health {
@@ -76,10 +78,14 @@ impl Health {
     }
 }
 
-/// Opens one connection to `DATABASE_URL` (no pool, no start-up wait, no idle connections),
-/// measures one round trip and reads where the schema stands, then closes it.
+/// Opens one read-only connection to `DATABASE_URL` (no pool, no start-up wait, no idle
+/// connections; see [`crate::conn::open_read_only`]), measures one round trip and reads where
+/// the schema stands, then closes it. Writes nothing: a SQLite file that does not exist is not
+/// created, an empty one stays empty.
 ///
-/// Errors: [`Error::Unavailable`] when the connection cannot be opened, an
+/// Errors: [`Error::Unavailable`] when the connection cannot be opened (of kind
+/// [`ConnectFailure::UnknownDatabase`](crate::ConnectFailure::UnknownDatabase) for a SQLite
+/// file that does not exist), an
 /// [`Error::Database`] of kind [`DbErrorKind::Disconnected`] when it drops during the check.
 ///
 /// ```
@@ -92,7 +98,7 @@ impl Health {
 #[tracing::instrument(name = "health.probe", skip_all)]
 pub fn probe(config: &Config) -> Result<Probe> {
     let start = Instant::now();
-    let mut conn = crate::conn::open(config, config.database_url())?;
+    let mut conn = crate::conn::open_read_only(config, config.database_url())?;
     let connect = start.elapsed();
     let (latency, schema_version) = round_trip(&mut conn)?;
     let migrations = migrate::status(&mut conn)?;
@@ -102,6 +108,7 @@ pub fn probe(config: &Config) -> Result<Probe> {
         latency,
         schema_version,
         migrations,
+        connections_opened: 1,
     })
 }
 

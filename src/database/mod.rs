@@ -220,7 +220,11 @@ impl Inner {
             .enumerate()
             .map(|(i, url)| Pool::build(&format!("replica{}", i + 1), url, config))
             .collect();
-        primary.check_server_capacity();
+        // A pool of one (a one-shot command such as the CLI's) cannot be what exhausts the
+        // server's slots; the check would only cost it a round trip.
+        if config.pool().max_size > 1 {
+            primary.check_server_capacity();
+        }
         Ok(Self {
             config: config.clone(),
             _anchor: anchor,

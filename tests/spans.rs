@@ -101,7 +101,7 @@ backend_tests! {
         });
         let id = task_id.unwrap();
         for span in [
-            format!("tasks.create{{owner={owner}}}"),
+            format!("tasks.create{{owner={owner} id={id}}}"),
             format!("tasks.get{{owner={owner} id={id}}}"),
             format!("tasks.update{{owner={owner} id={id} expected_version=Some(1)}}"),
             format!("tasks.create_many{{owner={owner} rows=2}}"),

@@ -11,6 +11,7 @@ pub mod health;
 use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
 
 pub use handles::{Tasks, Users};
 pub use health::{Health, Probe};
@@ -108,6 +109,28 @@ impl Database {
     #[track_caller]
     pub fn run<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
         self.conn()?.run(f)
+    }
+
+    /// [`Database::run`] for a read, run once more on a fresh connection when it fails with a
+    /// disconnect-class error: the connection died before the read ran (a restart,
+    /// `pg_terminate_backend`), and a read that returned nothing can be repeated safely. The
+    /// second run's acquisition keeps the first one's deadline.
+    #[track_caller]
+    pub(crate) fn run_read_once_more<T>(
+        &self,
+        mut f: impl FnMut(&mut DbConnection) -> Result<T>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + self.config().pool().acquire_timeout;
+        match self.run(&mut f) {
+            Err(e) if e.is_disconnect() && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "a read lost its connection; running it once more on a fresh one");
+                self.inner
+                    .primary
+                    .acquire_until(Location::caller(), deadline)?
+                    .run(f)
+            }
+            other => other,
+        }
     }
 
     /// Like [`Database::run`], on a read replica when configured.

@@ -37,10 +37,19 @@ enum Wait {
 impl Pool {
     /// A connection within `DATABASE_ACQUIRE_TIMEOUT_MS`, or the typed error that says why not.
     /// `location` is the caller's code, named in the leak report and in log lines.
-    #[tracing::instrument(name = "acquire", level = "debug", skip_all, fields(pool = %self.shared.name))]
     pub fn acquire(&self, location: &'static Location<'static>) -> Result<Conn> {
+        self.acquire_until(location, Instant::now() + self.settings.acquire_timeout)
+    }
+
+    /// [`Pool::acquire`] with the deadline of a call already under way (a read run once more
+    /// after a disconnect stays within its first acquisition's deadline).
+    #[tracing::instrument(name = "acquire", level = "debug", skip_all, fields(pool = %self.shared.name))]
+    pub fn acquire_until(
+        &self,
+        location: &'static Location<'static>,
+        deadline: Instant,
+    ) -> Result<Conn> {
         let start = Instant::now();
-        let deadline = start + self.settings.acquire_timeout;
         let counters = &self.shared.counters;
 
         // A pooled connection found dead during this acquisition: if the deadline passes, the

@@ -1,11 +1,13 @@
 //! The [`Conn`] guard: a checked-out connection, and what happens when it goes back — the
-//! leak report, the session reset for connections handed out raw, discarding after a panic.
+//! leak registration, the session reset for connections handed out raw, discarding after a
+//! panic.
 
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::leaks;
 use super::manager::Manager;
 use super::shared::Shared;
 use crate::conn::{self, DbConnection, SessionReset};
@@ -17,7 +19,8 @@ pub struct Conn {
     pub(super) checked_out_at: Instant,
     location: &'static Location<'static>,
     shared: Arc<Shared>,
-    leak_threshold: Option<Duration>,
+    /// The key of this checkout in the pool's leak watch, when a leak threshold is set.
+    leak_key: Option<u64>,
     /// Set while the connection may carry state a caller left behind; see
     /// [`Database::conn`](crate::Database::conn).
     reset: Option<Arc<SessionReset>>,
@@ -33,12 +36,14 @@ impl Conn {
         reset: Arc<SessionReset>,
     ) -> Self {
         shared.checked_out();
+        let leak_key =
+            leak_threshold.map(|t| leaks::register(&shared, t, location, checked_out_at));
         Self {
             inner: Some(pooled),
             checked_out_at,
             location,
             shared,
-            leak_threshold,
+            leak_key,
             reset: Some(reset),
         }
     }
@@ -117,16 +122,8 @@ impl Drop for Conn {
     fn drop(&mut self) {
         let now = Instant::now();
         let held = now.saturating_duration_since(self.checked_out_at);
-        if let Some(threshold) = self.leak_threshold
-            && held > threshold
-        {
-            self.shared.counters.leaks.incr();
-            tracing::warn!(
-                held_ms = held.as_millis() as u64,
-                threshold_ms = threshold.as_millis() as u64,
-                taken_at = %self.location,
-                "connection held longer than DATABASE_LEAK_THRESHOLD_MS"
-            );
+        if let Some(key) = self.leak_key {
+            leaks::returned(&self.shared, key, held);
         }
         if std::thread::panicking() {
             // A panic may have left a transaction open; never return such a connection.

@@ -66,6 +66,7 @@
 
 mod acquire;
 mod guard;
+mod leaks;
 mod manager;
 mod metrics;
 mod shared;
@@ -86,6 +87,9 @@ use crate::conn::{ConnectError, Connector, SessionReset};
 use crate::error::PoolState;
 use manager::Manager;
 use shared::Shared;
+
+/// The longest r2d2 waits before it tries a failed background connect again.
+const RECONNECT_BACKOFF_CAP: Duration = Duration::from_millis(150);
 
 /// One r2d2 pool and the state it shares with its connections.
 pub(crate) struct Pool {
@@ -120,7 +124,11 @@ impl Pool {
             .max_size(settings.max_size)
             .min_idle(Some(settings.min_idle))
             .test_on_check_out(false)
-            .connection_timeout(settings.acquire_timeout)
+            // The layer never calls r2d2's `get()` (it waits in its own slices), so this only
+            // caps r2d2's reconnect back-off at half of it: a failed background connect is
+            // tried again after at most 150 ms, whatever DATABASE_ACQUIRE_TIMEOUT_MS says, and
+            // callers get a connection promptly once the server accepts again.
+            .connection_timeout(RECONNECT_BACKOFF_CAP * 2)
             .idle_timeout(Some(settings.idle_timeout))
             .max_lifetime(Some(settings.max_lifetime))
             .error_handler(Box::new(ErrorSink))

@@ -3,6 +3,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
+use super::leaks::LeakWatch;
 use super::metrics::Gauges;
 use super::stats::Counters;
 use crate::conn::ConnectError;
@@ -19,6 +20,8 @@ pub(crate) struct Shared {
     pub waiters: AtomicU32,
     /// Connection attempts running right now (on r2d2's threads or a caller's).
     pub in_flight: AtomicU32,
+    /// Checkouts, while `DATABASE_LEAK_THRESHOLD_MS` is set (see `leaks`).
+    pub leak_watch: LeakWatch,
     error_seq: AtomicU64,
     last_error: Mutex<Option<(u64, ConnectError)>>,
 }
@@ -33,6 +36,7 @@ impl Shared {
             generation: AtomicU64::new(0),
             waiters: AtomicU32::new(0),
             in_flight: AtomicU32::new(0),
+            leak_watch: LeakWatch::default(),
             error_seq: AtomicU64::new(0),
             last_error: Mutex::new(None),
         }

@@ -36,7 +36,22 @@ diesel::define_sql_function! {
 /// ```
 #[tracing::instrument(name = "tasks.create", level = "debug", skip_all, fields(%owner))]
 pub fn create(conn: &mut DbConnection, owner: UserId, new: &NewTask<'_>) -> Result<Task> {
-    let row = new.into_row(owner, now())?;
+    create_with_id(conn, owner, TaskId::new_v7(), new)
+}
+
+/// Like [`create`], with the id chosen by the caller, which makes a create whose outcome is
+/// unknown safe to repeat: generate the id first (`TaskId::new_v7()`), and after an
+/// [`Error::CommitUnknown`] `get` it and create it again with the same id only when it is
+/// missing. A create with an id that already exists is [`Error::Conflict`], never a second row.
+#[tracing::instrument(name = "tasks.create", level = "debug", skip_all, fields(%owner, %id))]
+pub fn create_with_id(
+    conn: &mut DbConnection,
+    owner: UserId,
+    id: TaskId,
+    new: &NewTask<'_>,
+) -> Result<Task> {
+    let mut row = new.into_row(owner, now())?;
+    row.id = id;
     let values = users::table.filter(users::id.eq(owner)).select((
         row.id.into_sql::<DbUuid>(),
         users::id,

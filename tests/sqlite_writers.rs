@@ -265,13 +265,11 @@ mod sqlite {
     use super::*;
 
     #[test]
-    #[ignore = "issue 12 item 23: create_many/import open a deferred transaction that reads first; SQLite fails them at once with 'database is locked'"]
     fn item23_create_many_and_import_from_8_threads() {
         super::item23_create_many_and_import_from_8_threads(Backend::Sqlite);
     }
 
     #[test]
-    #[ignore = "issue 12 item 23: deferred read-then-write transactions fail with 'database is locked' under concurrent writers"]
     fn item23_every_write_operation_from_8_threads() {
         super::item23_every_write_operation_from_8_threads(Backend::Sqlite);
     }

@@ -172,8 +172,11 @@ pub(crate) const RULES: &[Rule] = &[
     row(on(&["uri"]),                                  "",      Some(C::InvalidUrl),        None,                                "end of string reached when looking for matching \"]\" in IPv6 host address in URI: \"postgres://[::1/x\""),
     row(on(&["connection option"]),                    "",      Some(C::InvalidUrl),        None,                                "unrecognized connection option \"bogus\""),
     // SQLite conditions Diesel reports as `Unknown`, and PostgreSQL's read-only text.
-    row(on(&["database is locked"]),                   "5",     None,                       Some(Db(K::Busy)),                   "database is locked"),
-    row(on(&["database is busy"]),                     "5",     None,                       Some(Db(K::Busy)),                   "database is busy"),
+    // SQLite's lock wait ran out (`busy_timeout`, set from DATABASE_LOCK_TIMEOUT_MS): the same
+    // typed timeout as PostgreSQL's lock timeout. Writers begin `IMMEDIATE`, so this is never
+    // the instant refusal of a deferred transaction's lock upgrade.
+    row(on(&["database is locked"]),                   "5",     None,                       Some(QueryTimeout),                  "database is locked"),
+    row(on(&["database is busy"]),                     "5",     None,                       Some(QueryTimeout),                  "database is busy"),
     row(on(&["check constraint failed"]),              "275",   None,                       Some(Check),                         "CHECK constraint failed: priority_range"),
     row(on(&["foreign key constraint failed"]),        "787",   None,                       Some(Db(K::ForeignKeyViolation)),    "FOREIGN KEY constraint failed"),
     row(on(&["not null constraint failed"]),           "1299",  None,                       Some(Db(K::NotNullViolation)),       "NOT NULL constraint failed: tasks.title"),

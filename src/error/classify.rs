@@ -11,7 +11,9 @@
 //! Why phrases at all: Diesel exposes no SQLSTATE — it folds a few codes into
 //! [`DatabaseErrorKind`] — and libpq reports connection failures as bare text. The
 //! [`Key::Driver`] rows are independent of the server's language; the [`Key::Phrases`] rows
-//! assume English server messages (`lc_messages`). Each row records its SQLSTATE (or SQLite
+//! assume English server messages (`lc_messages`): the connection layer makes a session
+//! English in its startup packet where the role may, and warns at connect time where it may
+//! not (`conn/language.rs`), so no row depends on the server's configured language. Each row records its SQLSTATE (or SQLite
 //! result code), so that matching on codes once the driver exposes them (issue 12) changes the
 //! key of a row, not the table.
 

@@ -126,7 +126,6 @@ fn sqlite_item08_32_concurrent_commands_all_succeed() {
 /// for the migration advisory lock that another session holds (an operator, a long migration
 /// of another release): it runs at once instead of failing after `DATABASE_STARTUP_WAIT_MS`.
 #[test]
-#[ignore = "issue 12 item 9: every command waits for the migration advisory lock, then exits 1 (migration error)"]
 fn postgres_item09_start_up_does_not_wait_for_the_migration_lock_when_nothing_is_pending() {
     use diesel::sql_types::BigInt;
     let env = CliEnv::new(Backend::Postgres);

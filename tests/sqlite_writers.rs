@@ -265,13 +265,11 @@ mod sqlite {
     use super::*;
 
     #[test]
-    #[ignore = "issue 12 item 23: create_many/import open a deferred transaction that reads first; SQLite fails them at once with 'database is locked'"]
     fn item23_create_many_and_import_from_8_threads() {
         super::item23_create_many_and_import_from_8_threads(Backend::Sqlite);
     }
 
     #[test]
-    #[ignore = "issue 12 item 23: deferred read-then-write transactions fail with 'database is locked' under concurrent writers"]
     fn item23_every_write_operation_from_8_threads() {
         super::item23_every_write_operation_from_8_threads(Backend::Sqlite);
     }
@@ -328,7 +326,6 @@ fn migrated_sqlite(dir: &std::path::Path) -> (String, taskstore::UserId) {
 /// write that cannot get the lock within `DATABASE_LOCK_TIMEOUT_MS` fails with
 /// `Error::QueryTimeout` (HTTP 504), the typed timeout PostgreSQL's lock timeout gives.
 #[test]
-#[ignore = "issue 12 item 9: start-up takes SQLite's write lock to check migrations (migration error); a busy write is Database { kind: Busy }"]
 fn sqlite_item09_start_up_and_reads_proceed_beside_a_writer_and_writes_time_out_typed() {
     let dir = tempfile::tempdir().unwrap();
     let (url, user) = migrated_sqlite(dir.path());
@@ -377,7 +374,6 @@ fn sqlite_item09_start_up_and_reads_proceed_beside_a_writer_and_writes_time_out_
 /// (exit 0), and a write (`task add`) fails after the lock timeout with exit 7 and the error
 /// kind `query_timeout`, never exit 1.
 #[test]
-#[ignore = "issue 12 item 9: every command exits 1 'migration error: could not take SQLite's write lock'"]
 fn sqlite_item09_cli_reads_run_beside_a_writer_and_writes_exit_7() {
     let dir = tempfile::tempdir().unwrap();
     let (url, user) = migrated_sqlite(dir.path());

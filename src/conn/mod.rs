@@ -6,6 +6,7 @@
 //! The pool ([`crate::pool`]) builds on these pieces; migrations and one-shot checks use
 //! [`open`] directly, without a pool.
 
+mod language;
 mod liveness;
 mod open;
 mod reset;

@@ -2,6 +2,7 @@
 //! SQLite, and the socket the watchdog needs.
 
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::connection::{CacheSize, Connection, SimpleConnection};
@@ -174,6 +175,12 @@ pub(crate) struct Opened {
 #[derive(Debug)]
 pub(crate) struct Connector {
     url: DatabaseUrl,
+    /// `url` with `lc_messages=C` in the startup packet, for a server whose messages are not
+    /// English when the role may set it (see [`super::language`]).
+    english_url: DatabaseUrl,
+    /// Set once a connection found a non-English server and a role allowed to make its
+    /// sessions English: every later connection asks for English in its startup packet.
+    force_english: AtomicBool,
     backend: BackendKind,
     session: SessionConfig,
     busy_timeout: Duration,
@@ -181,10 +188,13 @@ pub(crate) struct Connector {
 
 impl Connector {
     pub fn new(url: &DatabaseUrl, pool: &PoolConfig, session: &SessionConfig) -> Self {
-        let url = url.with_libpq_params(&libpq_params(pool, session));
+        let english_url = url.with_libpq_params(&libpq_params(pool, session, true));
+        let url = url.with_libpq_params(&libpq_params(pool, session, false));
         Self {
             backend: url.backend(),
             url,
+            english_url,
+            force_english: AtomicBool::new(false),
             session: session.clone(),
             busy_timeout: if session.lock_timeout.is_zero() {
                 Duration::from_secs(5)
@@ -194,10 +204,27 @@ impl Connector {
         }
     }
 
-    /// Establishes and customises one connection.
+    /// Establishes and customises one connection. On PostgreSQL the first connection also
+    /// checks the language of the server's messages: when it is not English and the role may
+    /// set `lc_messages`, that connection is opened again (once per connector) with
+    /// `lc_messages=C` in its startup packet, as every later one is; otherwise it warns.
     pub fn open(&self) -> Result<Opened, ConnectError> {
-        let mut conn = self.establish()?;
+        let forced = self.force_english.load(Ordering::Relaxed);
+        let mut conn = self.establish(forced)?;
         let socket = self.customize(&mut conn)?;
+        if forced {
+            return Ok(Opened { conn, socket });
+        }
+        if let DbConnection::Postgres(pg) = &mut conn
+            && super::language::must_force_english(pg)
+                .map_err(|e| ConnectError::from_message(&e.to_string()))?
+        {
+            self.force_english.store(true, Ordering::Relaxed);
+            drop(conn);
+            let mut conn = self.establish(true)?;
+            let socket = self.customize(&mut conn)?;
+            return Ok(Opened { conn, socket });
+        }
         Ok(Opened { conn, socket })
     }
 
@@ -207,10 +234,15 @@ impl Connector {
         SessionReset::new(self.backend, self.busy_timeout, deadline)
     }
 
-    fn establish(&self) -> Result<DbConnection, ConnectError> {
+    fn establish(&self, english: bool) -> Result<DbConnection, ConnectError> {
+        let url = if english {
+            &self.english_url
+        } else {
+            &self.url
+        };
         let result = match self.backend {
             BackendKind::Postgres => {
-                PgConnection::establish(self.url.expose()).map(DbConnection::Postgres)
+                PgConnection::establish(url.expose()).map(DbConnection::Postgres)
             }
             BackendKind::Sqlite => {
                 SqliteConnection::establish(self.url.expose()).map(DbConnection::Sqlite)
@@ -290,8 +322,14 @@ pub(super) fn pragma_busy_timeout(millis: u64) -> String {
     sql
 }
 
-/// libpq parameters added to every PostgreSQL URL (values the user put in the URL win).
-fn libpq_params(pool: &PoolConfig, session: &SessionConfig) -> Vec<(&'static str, String)> {
+/// libpq parameters added to every PostgreSQL URL (values the user put in the URL win);
+/// `english` adds `lc_messages=C`, which only a superuser or a role granted `SET` on it may
+/// send (anyone else's connection is refused).
+fn libpq_params(
+    pool: &PoolConfig,
+    session: &SessionConfig,
+    english: bool,
+) -> Vec<(&'static str, String)> {
     let secs = pool.connect_timeout.as_millis().div_ceil(1000).max(2);
     let ms = |d: Duration| d.as_millis().to_string();
     let mut options = String::new();
@@ -308,6 +346,10 @@ fn libpq_params(pool: &PoolConfig, session: &SessionConfig) -> Vec<(&'static str
         options.push('=');
         options.push_str(&value);
         options.push(' ');
+    }
+    if english {
+        // In the startup packet, so that the session's `RESET ALL` keeps it.
+        options.push_str("-c lc_messages=C");
     }
     vec![
         ("connect_timeout", secs.to_string()),

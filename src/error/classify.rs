@@ -11,7 +11,9 @@
 //! Why phrases at all: Diesel exposes no SQLSTATE — it folds a few codes into
 //! [`DatabaseErrorKind`] — and libpq reports connection failures as bare text. The
 //! [`Key::Driver`] rows are independent of the server's language; the [`Key::Phrases`] rows
-//! assume English server messages (`lc_messages`). Each row records its SQLSTATE (or SQLite
+//! assume English server messages (`lc_messages`): the connection layer makes a session
+//! English in its startup packet where the role may, and warns at connect time where it may
+//! not (`conn/language.rs`), so no row depends on the server's configured language. Each row records its SQLSTATE (or SQLite
 //! result code), so that matching on codes once the driver exposes them (issue 12) changes the
 //! key of a row, not the table.
 
@@ -172,8 +174,11 @@ pub(crate) const RULES: &[Rule] = &[
     row(on(&["uri"]),                                  "",      Some(C::InvalidUrl),        None,                                "end of string reached when looking for matching \"]\" in IPv6 host address in URI: \"postgres://[::1/x\""),
     row(on(&["connection option"]),                    "",      Some(C::InvalidUrl),        None,                                "unrecognized connection option \"bogus\""),
     // SQLite conditions Diesel reports as `Unknown`, and PostgreSQL's read-only text.
-    row(on(&["database is locked"]),                   "5",     None,                       Some(Db(K::Busy)),                   "database is locked"),
-    row(on(&["database is busy"]),                     "5",     None,                       Some(Db(K::Busy)),                   "database is busy"),
+    // SQLite's lock wait ran out (`busy_timeout`, set from DATABASE_LOCK_TIMEOUT_MS): the same
+    // typed timeout as PostgreSQL's lock timeout. Writers begin `IMMEDIATE`, so this is never
+    // the instant refusal of a deferred transaction's lock upgrade.
+    row(on(&["database is locked"]),                   "5",     None,                       Some(QueryTimeout),                  "database is locked"),
+    row(on(&["database is busy"]),                     "5",     None,                       Some(QueryTimeout),                  "database is busy"),
     row(on(&["check constraint failed"]),              "275",   None,                       Some(Check),                         "CHECK constraint failed: priority_range"),
     row(on(&["foreign key constraint failed"]),        "787",   None,                       Some(Db(K::ForeignKeyViolation)),    "FOREIGN KEY constraint failed"),
     row(on(&["not null constraint failed"]),           "1299",  None,                       Some(Db(K::NotNullViolation)),       "NOT NULL constraint failed: tasks.title"),

@@ -277,7 +277,9 @@ pub enum DbErrorKind {
     CheckViolation,
     /// A NOT NULL constraint refused the write.
     NotNullViolation,
-    /// SQLite could not get its lock within `busy_timeout`.
+    /// SQLite could not get its lock. No longer produced: a `busy_timeout` that runs out is
+    /// [`Error::QueryTimeout`], as PostgreSQL's lock timeout is; kept so that matches on it
+    /// still compile.
     Busy,
     /// A value could not be converted between Rust and SQL.
     Conversion,

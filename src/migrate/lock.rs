@@ -22,7 +22,7 @@ use diesel::{PgConnection, SqliteConnection};
 use tracing::field::Empty;
 
 use crate::conn::DbConnection;
-use crate::error::{DbErrorKind, Error, MigrateError, Result};
+use crate::error::{Error, MigrateError, Result};
 use crate::redact::scrub;
 
 /// The key of the PostgreSQL session advisory lock held while migrating (`"TASKSTOR"` in
@@ -151,10 +151,7 @@ fn verify_held(pg: &mut PgConnection) -> Result<()> {
 fn begin_immediate(lite: &mut SqliteConnection) -> Result<()> {
     AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE").map_err(|e| {
         match Error::from(e) {
-            Error::Database {
-                kind: DbErrorKind::Busy,
-                message,
-            } => MigrateError::SqliteBusy { message },
+            Error::QueryTimeout { message } => MigrateError::SqliteBusy { message },
             other => MigrateError::Bookkeeping {
                 message: format!("could not begin the migration transaction: {other}"),
             },

@@ -10,10 +10,11 @@
 //! Everything here works on one connection, never on a pool or a [`crate::Database`]:
 //! [`connect`] opens the dedicated one to `DATABASE_MIGRATION_URL` (or `DATABASE_URL`), and
 //! [`crate::Database::connect`] calls in here (with `DATABASE_MIGRATE_ON_STARTUP=true`), not
-//! the other way round. A run holds the migration lock (see `lock.rs`: a PostgreSQL session
-//! advisory lock, [`LOCK_KEY`], or SQLite's write lock), so any number of instances starting
-//! at once apply each migration exactly once: the first applies, the others wait, then find
-//! nothing pending. Each migration runs in its own transaction with its checksum row, in a
+//! the other way round. A run first reads where the database stands; with nothing pending it
+//! stops there, taking no lock and writing nothing. Otherwise it takes the migration lock (see
+//! `lock.rs`: a PostgreSQL session advisory lock, [`LOCK_KEY`], or SQLite's write lock) and
+//! reads again under it, so any number of instances starting at once apply each migration
+//! exactly once: the first applies, the others wait, then find nothing pending. Each migration runs in its own transaction with its checksum row, in a
 //! `migrate.apply` span that records its duration.
 //!
 //! A run refuses, with a [`MigrateError`] a caller can match, a database that carries
@@ -97,7 +98,8 @@ impl Migrator {
     }
 
     /// Applies every pending migration, in order, under the migration lock; each is timed and
-    /// logged. `conn` must not be inside a transaction.
+    /// logged. With nothing pending (and every checksum recorded) it only reads: no lock, no
+    /// write. `conn` must not be inside a transaction.
     ///
     /// Errors: [`MigrateError::UnknownApplied`] and [`MigrateError::ChecksumMismatch`] before
     /// anything runs; [`MigrateError::LockTimeout`], [`MigrateError::TransactionModePooler`]
@@ -113,6 +115,18 @@ impl Migrator {
     pub fn run(&self, conn: &mut DbConnection) -> Result<Vec<AppliedMigration>> {
         let start = Instant::now();
         let known = embedded::known(conn.backend())?;
+        // Read first, without the lock: with nothing to do a run only reads, so it neither
+        // waits for an advisory lock another session holds (PostgreSQL) nor for the write lock
+        // of a writer (SQLite, where WAL lets the reads proceed beside it).
+        let before = status::read(conn, &known)?;
+        before.check()?;
+        if before.pending.is_empty() && status::checksums_complete(conn, &before)? {
+            tracing::debug!(applied = before.applied.len(), "schema is current");
+            tracing::Span::current().record("applied", 0);
+            return Ok(Vec::new());
+        }
+        // Something to do: take the lock and read again under it, since another instance may
+        // have migrated meanwhile.
         let done = lock::locked(conn, self.lock_wait, |conn| {
             checksum::create_tables(conn)?;
             let status = status::read(conn, &known)?;

@@ -140,6 +140,22 @@ pub(super) fn read(conn: &mut DbConnection, known: &[Known]) -> Result<Migration
     Ok(status)
 }
 
+/// Whether every migration applied in `status` has its checksum recorded, so that a run has
+/// nothing to write for it (false before the checksum table exists).
+pub(super) fn checksums_complete(
+    conn: &mut DbConnection,
+    status: &MigrationStatus,
+) -> Result<bool> {
+    if !table_exists(conn, CHECKSUM_TABLE)? {
+        return Ok(false);
+    }
+    let recorded: BTreeSet<String> = checksum::recorded(conn)?
+        .into_iter()
+        .map(|(version, _)| version)
+        .collect();
+    Ok(status.applied.iter().all(|m| recorded.contains(&m.version)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

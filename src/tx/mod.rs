@@ -82,8 +82,8 @@
 //! and then writes has to upgrade its lock, and when another connection wrote in between the
 //! upgrade fails at once with `SQLITE_BUSY` (no `busy_timeout` wait can help). Taking the write
 //! lock up front makes writers queue on `busy_timeout` instead, so SQLite transactions never
-//! need a re-run; a `Busy` error (the lock was not free within `busy_timeout`) is not re-run,
-//! like PostgreSQL's lock timeout.
+//! need a re-run. When the lock is not free within `busy_timeout` the error is
+//! [`Error::QueryTimeout`], as PostgreSQL's lock timeout is, and it is not re-run.
 
 mod options;
 mod statements;
@@ -108,8 +108,13 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Runs `f` in a savepoint of the transaction `conn` is in: `Ok` releases it, `Err` rolls back
 /// to it (only `f`'s work is undone; the outer transaction goes on) and returns `f`'s error.
-/// Outside a transaction it is a plain transaction. Diesel's `conn.transaction(..)` does the
-/// same for closures whose error type is `diesel::result::Error`.
+/// Outside a transaction it is a write transaction, begun as [`Database::with_transaction`]
+/// begins one (`BEGIN IMMEDIATE` on SQLite, so that a transaction which reads before it writes
+/// waits for the write lock under `busy_timeout` instead of failing at once). Diesel's
+/// `conn.transaction(..)` is a savepoint too inside a transaction, but outside one it begins a
+/// deferred transaction on SQLite: use this for writes.
+///
+/// [`Database::with_transaction`]: crate::Database::with_transaction
 ///
 /// ```
 /// # fn main() -> Result<(), taskstore::Error> {
@@ -131,7 +136,15 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<Error>,
 {
-    Tm::begin_transaction(conn).map_err(|e| E::from(Error::from(e)))?;
+    let outermost = Tm::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .map_err(|e| E::from(Error::from(e)))?
+        .is_none();
+    if outermost {
+        begin(conn, &TxOptions::default()).map_err(E::from)?;
+    } else {
+        Tm::begin_transaction(conn).map_err(|e| E::from(Error::from(e)))?;
+    }
     match f(conn) {
         Ok(value) => {
             Tm::commit_transaction(conn).map_err(|e| E::from(Error::from(e)))?;

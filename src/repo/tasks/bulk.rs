@@ -1,5 +1,10 @@
 //! Operations on many tasks at once: create many and import (multi-row `INSERT`s sized under
 //! the backend's bind limit, `COPY` on PostgreSQL), complete and delete many by ids.
+//!
+//! Their transactions begin as writers ([`nested`]: `BEGIN IMMEDIATE` on SQLite): they read
+//! (the owner, taken ids) before they write, and a deferred SQLite transaction that does so
+//! fails at once with "database is locked" when another connection wrote in between, where a
+//! writer's `BEGIN` waits under `busy_timeout`.
 
 use std::collections::HashMap;
 
@@ -12,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::models::task::TaskRow;
 use crate::models::{NewTask, TaskId, TaskImport, Ts, UserId, now};
 use crate::schema::tasks;
+use crate::tx::nested;
 
 /// Columns per inserted row; with the bind limits below it sizes each multi-row INSERT.
 const TASK_COLUMNS: usize = 10;
@@ -35,7 +41,7 @@ pub fn create_many(conn: &mut DbConnection, owner: UserId, new: &[NewTask<'_>]) 
         .enumerate()
         .map(|(i, t)| t.into_row(owner, now).map_err(|e| at_row(e, i)))
         .collect::<Result<Vec<_>>>()?;
-    conn.transaction(|conn| {
+    nested(conn, |conn| {
         require_owner(conn, owner)?;
         insert_rows(conn, &rows)
     })
@@ -67,7 +73,7 @@ pub fn import(conn: &mut DbConnection, owner: UserId, items: &[TaskImport]) -> R
     let now = now();
     let rows: Vec<TaskRow<'_>> = items.iter().map(|t| t.to_row(owner, now)).collect();
     let given: Vec<TaskId> = items.iter().filter_map(|t| t.id).collect();
-    let result = conn.transaction(|conn| {
+    let result = nested(conn, |conn| {
         require_owner(conn, owner)?;
         match conn {
             DbConnection::Postgres(_) => {
@@ -176,7 +182,7 @@ fn for_id_chunks(
     match ids.len() {
         0 => Ok(0),
         n if n <= IDS_PER_STATEMENT => f(conn, &ids),
-        _ => conn.transaction(|conn| {
+        _ => nested(conn, |conn| {
             ids.chunks(IDS_PER_STATEMENT)
                 .try_fold(0, |sum, chunk| Ok(sum + f(conn, chunk)?))
         }),

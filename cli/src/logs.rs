@@ -2,8 +2,9 @@
 //!
 //! Without `--json`: human lines at `TASKSTORE_LOG` (default `warn`: the library's `info` would
 //! drown a terminal), coloured only when stderr is a terminal. With `--json`, stderr must stay
-//! machine-readable and the error object is the whole story, so nothing is logged unless
-//! `TASKSTORE_LOG` asks for it, and then as one JSON object per line.
+//! machine-readable: the same events (default `warn`) as one JSON object per line, each with a
+//! `level`, beside the one `{"error": ...}` object. Warnings must survive `--json`: some say
+//! what to do before anything fails (a server whose messages are not in English, say).
 
 use std::fmt::Debug;
 use std::io::{IsTerminal, Write};
@@ -17,7 +18,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// Installs the subscriber for this run.
 pub fn init(json: bool) {
     let requested = std::env::var("TASKSTORE_LOG").ok();
-    let default = if json { "off" } else { "warn" };
+    let default = "warn";
     let filter = requested
         .as_deref()
         .and_then(|f| EnvFilter::try_new(f).ok())

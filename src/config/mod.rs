@@ -24,6 +24,8 @@
 mod build;
 mod defaults;
 mod dotenv;
+mod libpq;
+mod postgres;
 mod report;
 mod spec;
 mod tls;

@@ -131,12 +131,28 @@ impl Values {
     }
 }
 
-/// Reads a secret file (one value; trailing line breaks dropped) and registers its content
-/// with the scrubber before anything can print it.
+/// Reads a secret file strictly — one value and at most one trailing `\n` or `\r\n` — and
+/// registers its content with the scrubber before anything can print it. A second line (even an
+/// empty one) is refused rather than glued onto the value: a stray line is a common accident,
+/// and may itself be a secret, so the error shows nothing of the content.
 fn read_secret_file(variable: &'static str, path: &str, is_url: bool) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::config(variable, format!("cannot read the file {path:?}: {e}")))?;
-    let value = text.trim_end_matches(['\n', '\r']).to_owned();
+    let value = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text)
+        .to_owned();
+    // Registered before the checks below can fail.
+    register_secret(&text);
+    if value.contains(['\n', '\r']) {
+        return Err(Error::config(
+            variable,
+            format!(
+                "the file {path:?} has more than one line; a secret file holds one value and at most one trailing newline"
+            ),
+        ));
+    }
     if is_url {
         register_secret(value.trim());
     } else {

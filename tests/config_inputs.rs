@@ -171,7 +171,6 @@ fn item01_secret_files_are_one_value_and_one_optional_newline() {
 /// (exit 3), never treated as unset: a non-UTF-8 `DATABASE_URL` must not fall back to the
 /// embedded SQLite default (and so must not create `taskstore.db`).
 #[test]
-#[ignore = "issue 12 item 2: non-UTF-8 variables are dropped as unset (config exits 0, health creates taskstore.db)"]
 fn item02_non_utf8_variables_are_configuration_errors() {
     for (var, bytes) in [
         ("DATABASE_URL", &b"postgres://u@127.0.0.1:1/db\xff"[..]),
@@ -504,7 +503,6 @@ fn item06_authentication_errors_name_the_variable_that_was_used() {
 /// Item 6: a malformed `.env` line is reported with the file and its line number, never with
 /// the line's text (it may hold a secret).
 #[test]
-#[ignore = "issue 12 item 6: a malformed .env line is reported without its line number"]
 fn item06_a_malformed_dotenv_line_is_named_by_number_not_by_text() {
     let env = CliEnv::bare();
     std::fs::write(
@@ -1010,7 +1008,6 @@ proptest! {
 /// authentication fails, the error's advice or a warning says so — naming the variable and the
 /// single-quote fix — without printing the value. Single-quoted, the same password works.
 #[test]
-#[ignore = "issue 12 item 22: authentication fails with no hint that $defgh was expanded"]
 fn item22_dollar_expansion_in_dotenv_secrets_is_explained_never_printed() {
     let cluster = Cluster::start_scram(&[]);
     cluster.psql("postgres", "CREATE ROLE app LOGIN PASSWORD 'ab$defgh@jk'");

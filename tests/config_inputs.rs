@@ -374,7 +374,6 @@ fn item04_sqlite_url_parameters_are_honoured_or_refused_never_a_file_name() {
 /// line"; with `TASKSTORE_LOG` unset, `warn` (what the CLI logs at); a URL read from
 /// `DATABASE_URL_FILE` is sourced from that variable — never "default".
 #[test]
-#[ignore = "issue 12 item 5: unset DATABASE_STARTUP_WAIT_MS shows 'command line', TASKSTORE_LOG shows info, a URL file shows 'default'"]
 fn item05_config_shows_the_values_in_use_and_where_they_came_from() {
     let env = CliEnv::bare();
     let rows = config_rows(&env.run(&["--json", "config"]));

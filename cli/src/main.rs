@@ -31,12 +31,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// What the CLI logs unless `TASKSTORE_LOG` says otherwise (also what `taskstore config` shows).
+pub const CLI_LOG_FILTER: &str = "warn";
+
 /// Logs go to stderr so that stdout stays machine-readable. The CLI logs warnings only unless
 /// `TASKSTORE_LOG` says otherwise (the library's default of `info` would drown a terminal).
 fn init_tracing() {
-    let filter = std::env::var("TASKSTORE_LOG").unwrap_or_else(|_| "warn".into());
+    let filter = std::env::var("TASKSTORE_LOG").unwrap_or_else(|_| CLI_LOG_FILTER.into());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(CLI_LOG_FILTER));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

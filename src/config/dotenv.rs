@@ -1,5 +1,5 @@
 //! Where values come from, in rising precedence: `.env`, then `.env.<TASKSTORE_ENV>`, then the
-//! process environment, then command-line overrides. Files are read with `dotenvy`; only the
+//! process environment, then command-line overrides; below them all, the program's own defaults. Files are read with `dotenvy`; only the
 //! variables taskstore knows are taken from them.
 
 use std::collections::BTreeMap;
@@ -11,8 +11,15 @@ use super::variables::VARIABLES;
 use crate::error::{Error, Result};
 
 /// Every known variable from the layers above `dir`'s `.env` files, with its source.
-pub(super) fn layered(dir: &Path, overrides: &[(&str, String)]) -> Result<Raw> {
+pub(super) fn layered(
+    dir: &Path,
+    overrides: &[(&str, String)],
+    defaults: &[(&str, String)],
+) -> Result<Raw> {
     let mut values = Raw::new();
+    for (k, v) in defaults {
+        values.insert((*k).to_owned(), (v.clone(), Source::ProgramDefault));
+    }
     let mut process = BTreeMap::new();
     for (k, v) in std::env::vars_os() {
         // A name that is not UTF-8 cannot be one of ours.

@@ -190,7 +190,23 @@ impl Config {
     /// # Errors
     /// As [`Config::from_env`].
     pub fn from_env_with(dir: &Path, overrides: &[(&str, String)]) -> Result<Self> {
-        build::build(values::Values::new(dotenv::layered(dir, overrides)?))
+        Self::from_env_with_defaults(dir, overrides, &[])
+    }
+
+    /// Like [`Config::from_env_with`], with `defaults` replacing the library's defaults for
+    /// the variables they name (a command-line tool's shorter start-up wait, say); everything
+    /// the user sets wins over them, and the report shows them as `default (CLI)`.
+    ///
+    /// # Errors
+    /// As [`Config::from_env`].
+    pub fn from_env_with_defaults(
+        dir: &Path,
+        overrides: &[(&str, String)],
+        defaults: &[(&str, String)],
+    ) -> Result<Self> {
+        build::build(values::Values::new(dotenv::layered(
+            dir, overrides, defaults,
+        )?))
     }
 
     /// Builds a configuration from explicit variables only (no process environment, no files):

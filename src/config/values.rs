@@ -22,6 +22,16 @@ pub enum Source {
     Environment,
     /// A command-line flag (e.g. `taskstore --database-url`).
     CommandLine,
+    /// The embedding program's own default (the `taskstore` command's, say), in place of the
+    /// library's.
+    ProgramDefault,
+    /// The file named by a `_FILE` variable (its name), which came from `source`.
+    File {
+        /// The `_FILE` variable.
+        variable: String,
+        /// Where that variable came from.
+        source: Box<Source>,
+    },
 }
 
 impl fmt::Display for Source {
@@ -31,6 +41,8 @@ impl fmt::Display for Source {
             Self::DotEnv(file) => write!(f, "{file} file"),
             Self::Environment => f.write_str("environment"),
             Self::CommandLine => f.write_str("command line"),
+            Self::ProgramDefault => f.write_str("default (CLI)"),
+            Self::File { variable, source } => write!(f, "file from {variable} ({source})"),
         }
     }
 }
@@ -122,6 +134,18 @@ impl Values {
             )),
             (Some(v), None) => Ok(Some((v, name))),
             (None, Some(path)) => {
+                let from = self
+                    .sources
+                    .get(file_spec.name)
+                    .cloned()
+                    .unwrap_or(Source::Default);
+                self.sources.insert(
+                    spec::known(name).name,
+                    Source::File {
+                        variable: file_spec.name.to_owned(),
+                        source: Box::new(from),
+                    },
+                );
                 let is_url = matches!(spec::known(name).parse, Parse::Url);
                 read_secret_file(file_spec.name, path.trim(), is_url)
                     .map(|v| Some((v, file_spec.name)))

@@ -33,13 +33,19 @@ impl Ctx {
         if let Some(url) = &self.database_url {
             overrides.push(("DATABASE_URL", url.clone()));
         }
-        if std::env::var_os("DATABASE_STARTUP_WAIT_MS").is_none() {
-            overrides.push(("DATABASE_STARTUP_WAIT_MS", CLI_STARTUP_WAIT_MS.into()));
-        }
         for (k, v) in extra {
             overrides.push((k, (*v).to_owned()));
         }
-        Ok(Config::from_env_with(Path::new("."), &overrides)?)
+        // The CLI's own defaults, reported as such by `taskstore config`.
+        let defaults = [
+            ("DATABASE_STARTUP_WAIT_MS", CLI_STARTUP_WAIT_MS.to_owned()),
+            ("TASKSTORE_LOG", crate::CLI_LOG_FILTER.to_owned()),
+        ];
+        Ok(Config::from_env_with_defaults(
+            Path::new("."),
+            &overrides,
+            &defaults,
+        )?)
     }
 
     /// Connects (applying pending migrations unless configured otherwise).

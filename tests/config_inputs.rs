@@ -204,7 +204,6 @@ fn item02_non_utf8_variables_are_configuration_errors() {
 /// variable; the command still runs (exit 0), and the value is never printed (a misspelt
 /// `DATABASE_PASSWORD` holds a password).
 #[test]
-#[ignore = "issue 12 item 3: misspelt DATABASE_/TASKSTORE_ variables are ignored without a word"]
 fn item03_misspelt_variables_are_named_with_the_nearest_known_one() {
     let env = CliEnv::bare();
     for (var, value, nearest) in [

@@ -25,6 +25,7 @@ pub(super) fn layered(
         // A name that is not UTF-8 cannot be one of ours.
         let Ok(k) = k.into_string() else { continue };
         if !VARIABLES.contains(&k.as_str()) {
+            warn_if_unknown(&k, "the environment");
             continue;
         }
         // Set but unreadable is an error, never "unset": falling back to a default (the
@@ -93,9 +94,33 @@ fn load(dir: &Path, file: &str, into: &mut Raw) -> Result<()> {
         })?;
         if VARIABLES.contains(&k.as_str()) {
             into.insert(k, (v, Source::DotEnv(file.to_owned())));
+        } else {
+            warn_if_unknown(&k, file);
         }
     }
     Ok(())
+}
+
+/// Warns about a `DATABASE_*` / `TASKSTORE_*` variable taskstore does not read (a misspelt
+/// `DATABASE_PASSWORD_FILE` would otherwise be ignored without a word), naming the nearest
+/// known variable. Never the value: a misspelt password variable holds a password.
+fn warn_if_unknown(name: &str, place: &str) {
+    if !(name.starts_with("DATABASE_") || name.starts_with("TASKSTORE_")) {
+        return;
+    }
+    if let Some(nearest) = nearest_known(name) {
+        tracing::warn!(
+            "{name} (in {place}) is not a variable taskstore reads and is ignored; did you mean {nearest}?"
+        );
+    }
+}
+
+/// The known variable closest to `name` by edit distance.
+fn nearest_known(name: &str) -> Option<&'static str> {
+    VARIABLES
+        .iter()
+        .copied()
+        .min_by_key(|known| strsim::levenshtein(name, known))
 }
 
 /// The number (from 1) of the first physical line of a `.env` text that is not blank, a
@@ -140,5 +165,17 @@ mod tests {
         let text = "A=1\n# c\n\nB=\"multi\nline\"\nC S3cret\n";
         assert_eq!(super::malformed_line(text), Some(6));
         assert_eq!(super::malformed_line("A=1\nB='x'\n"), None);
+    }
+
+    #[test]
+    fn misspelt_names_have_a_nearest_known_one() {
+        assert_eq!(
+            super::nearest_known("DATABASE_PASSWORD_FIEL"),
+            Some("DATABASE_PASSWORD_FILE")
+        );
+        assert_eq!(
+            super::nearest_known("DATABASE_POOL_SIZE"),
+            Some("DATABASE_POOL_MAX_SIZE")
+        );
     }
 }

@@ -77,7 +77,12 @@ pub(super) type Refused = String;
 
 /// Reads `raw` (a `postgres://` or `postgresql://` URI) as libpq does and checks its values.
 pub(super) fn parse(raw: &str) -> Result<Parsed, Refused> {
-    let pairs = libpq::parse(raw).map_err(|r| match r {
+    // libpq matches the scheme case-sensitively; taskstore has always accepted `POSTGRES://`.
+    let raw = match raw.split_once("://") {
+        Some((scheme, rest)) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
+        None => raw.to_owned(),
+    };
+    let pairs = libpq::parse(&raw).map_err(|r| match r {
         Refusal::Nul => "contains a NUL byte".to_owned(),
         Refusal::UnknownParameter(Some(name)) => format!(
             "has the parameter {name:?}, which libpq does not know; see libpq's list of parameter keywords"

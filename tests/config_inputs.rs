@@ -69,7 +69,6 @@ fn assert_config_error<T: std::fmt::Debug>(result: Result<T, Error>, variable: &
 /// Anything else — a second line, even an empty one — is a configuration error on the `*_FILE`
 /// variable, and the error prints nothing of the file's content (a stray line may be a secret).
 #[test]
-#[ignore = "issue 12 item 1: a second line is accepted and glued onto the URL / password"]
 fn item01_secret_files_are_one_value_and_one_optional_newline() {
     let dir = tempfile::tempdir().unwrap();
     let file = |name: &str, text: &str| {
@@ -172,7 +171,6 @@ fn item01_secret_files_are_one_value_and_one_optional_newline() {
 /// (exit 3), never treated as unset: a non-UTF-8 `DATABASE_URL` must not fall back to the
 /// embedded SQLite default (and so must not create `taskstore.db`).
 #[test]
-#[ignore = "issue 12 item 2: non-UTF-8 variables are dropped as unset (config exits 0, health creates taskstore.db)"]
 fn item02_non_utf8_variables_are_configuration_errors() {
     for (var, bytes) in [
         ("DATABASE_URL", &b"postgres://u@127.0.0.1:1/db\xff"[..]),
@@ -206,7 +204,6 @@ fn item02_non_utf8_variables_are_configuration_errors() {
 /// variable; the command still runs (exit 0), and the value is never printed (a misspelt
 /// `DATABASE_PASSWORD` holds a password).
 #[test]
-#[ignore = "issue 12 item 3: misspelt DATABASE_/TASKSTORE_ variables are ignored without a word"]
 fn item03_misspelt_variables_are_named_with_the_nearest_known_one() {
     let env = CliEnv::bare();
     for (var, value, nearest) in [
@@ -254,7 +251,6 @@ fn item03_misspelt_variables_are_named_with_the_nearest_known_one() {
 /// parameter, for `config` and for a connecting command alike — not exit 7 after a connection
 /// attempt. (Port 1: nothing listens there, so a wrong acceptance cannot reach a database.)
 #[test]
-#[ignore = "issue 12 item 4: config accepts bogus URL parameters; connecting commands exit 7"]
 fn item04_postgres_url_parameters_are_checked_at_configuration_time() {
     let env = CliEnv::bare();
     for (query, param) in [
@@ -302,7 +298,6 @@ fn item04_valid_postgres_url_parameters_are_accepted() {
 /// (`mode=ro` opens read-only) or refused (exit 3); it never becomes part of the file name, and
 /// a write through a read-only URL never succeeds. An unknown SQLite URI parameter is refused.
 #[test]
-#[ignore = "issue 12 item 4: sqlite://x.db?mode=ro creates a file named 'x.db?mode=ro' and writes to it"]
 fn item04_sqlite_url_parameters_are_honoured_or_refused_never_a_file_name() {
     let env = CliEnv::bare();
     let plain = format!("sqlite://{}", env.path("x.db").display());
@@ -378,7 +373,6 @@ fn item04_sqlite_url_parameters_are_honoured_or_refused_never_a_file_name() {
 /// line"; with `TASKSTORE_LOG` unset, `warn` (what the CLI logs at); a URL read from
 /// `DATABASE_URL_FILE` is sourced from that variable — never "default".
 #[test]
-#[ignore = "issue 12 item 5: unset DATABASE_STARTUP_WAIT_MS shows 'command line', TASKSTORE_LOG shows info, a URL file shows 'default'"]
 fn item05_config_shows_the_values_in_use_and_where_they_came_from() {
     let env = CliEnv::bare();
     let rows = config_rows(&env.run(&["--json", "config"]));
@@ -507,7 +501,6 @@ fn item06_authentication_errors_name_the_variable_that_was_used() {
 /// Item 6: a malformed `.env` line is reported with the file and its line number, never with
 /// the line's text (it may hold a secret).
 #[test]
-#[ignore = "issue 12 item 6: a malformed .env line is reported without its line number"]
 fn item06_a_malformed_dotenv_line_is_named_by_number_not_by_text() {
     let env = CliEnv::bare();
     std::fs::write(
@@ -555,7 +548,6 @@ const LIBPQ_DOC_URIS: &[&str] = &[
 /// Item 20: every URI form in libpq's documentation is accepted when the configuration is read
 /// (outside production, where no TLS rule applies).
 #[test]
-#[ignore = "issue 12 item 20: multi-host URIs are refused (invalid port number), so is user@/db?host=/dir (empty host)"]
 fn item20_every_documented_uri_form_is_accepted() {
     let mut refused = Vec::new();
     for url in LIBPQ_DOC_URIS {
@@ -620,7 +612,6 @@ fn percent_encode_path(path: &str) -> String {
 /// (a URL parsed to another database would find it unmigrated). In production the socket forms
 /// are local, not "non-loopback".
 #[test]
-#[ignore = "issue 12 item 20: multi-host exits 3 'invalid port number'; socket forms are refused ('no host', 'empty host', 'non-loopback')"]
 fn item20_libpq_url_forms_reach_the_database_they_name() {
     let pg = common::PgTestDb::create();
     let db = &pg.name;
@@ -670,7 +661,6 @@ fn item20_libpq_url_forms_reach_the_database_they_name() {
 /// the URI's hosts, every entry of a multi-host list, and the `host` / `hostaddr` query
 /// parameters, which libpq connects to instead of the URI's host. A Unix socket is local.
 #[test]
-#[ignore = "issue 12 item 21: the TLS rule looks at the URI's host only (?host=db.example.com is accepted)"]
 fn item21_production_tls_rule_judges_every_host_libpq_connects_to() {
     let production = |var: &str, url: &str| {
         Config::from_vars(
@@ -863,7 +853,6 @@ proptest! {
     /// (Damage that turns the secret into, say, part of a database name by libpq's own reading
     /// makes it something else, which may be shown.)
     #[test]
-    #[ignore = "issue 12 item 20: a URL damaged with '#' or '?' is printed whole, the password libpq would send included"]
     fn item20_generated_connection_strings_never_panic_or_leak_the_secret(
         shape in shape(),
         at in secret_at(),
@@ -970,7 +959,6 @@ proptest! {
     /// `current_database()`), with a random password set beside it (trust authentication: it
     /// goes unused).
     #[test]
-    #[ignore = "issue 12 item 20: multi-host and socket forms are refused at configuration time"]
     fn item20_generated_valid_urls_connect_where_libpq_would(
         form in form(),
         second in any::<bool>(),

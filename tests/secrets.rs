@@ -322,14 +322,14 @@ fn no_secret_reaches_errors_logs_or_panics() {
         "invalid libpq parameter",
         "Walrus9Kv",
         &[("DATABASE_URL", &u)],
-        Outcome::Unavailable,
+        Outcome::Config,
     );
     let u = format!("postgres://app:Plinth10Kv@127.0.0.1:{port}/appdb?nosuchparam=1");
     case(
         "unknown libpq parameter",
         "Plinth10Kv",
         &[("DATABASE_URL", &u)],
-        Outcome::Unavailable,
+        Outcome::Config,
     );
 
     // Valid but wrong: the server (or the resolver) refuses them.

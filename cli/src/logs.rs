@@ -18,7 +18,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// Installs the subscriber for this run.
 pub fn init(json: bool) {
     let requested = std::env::var("TASKSTORE_LOG").ok();
-    let default = "warn";
+    let default = crate::CLI_LOG_FILTER;
     let filter = requested
         .as_deref()
         .and_then(|f| EnvFilter::try_new(f).ok())

@@ -35,3 +35,6 @@ fn main() -> ExitCode {
         Err(err) => output::report_error(&err, json),
     }
 }
+
+/// What the CLI logs unless `TASKSTORE_LOG` says otherwise (also what `taskstore config` shows).
+pub const CLI_LOG_FILTER: &str = "warn";

@@ -24,6 +24,8 @@
 mod build;
 mod defaults;
 mod dotenv;
+mod libpq;
+mod postgres;
 mod report;
 mod spec;
 mod tls;
@@ -188,7 +190,23 @@ impl Config {
     /// # Errors
     /// As [`Config::from_env`].
     pub fn from_env_with(dir: &Path, overrides: &[(&str, String)]) -> Result<Self> {
-        build::build(values::Values::new(dotenv::layered(dir, overrides)?))
+        Self::from_env_with_defaults(dir, overrides, &[])
+    }
+
+    /// Like [`Config::from_env_with`], with `defaults` replacing the library's defaults for
+    /// the variables they name (a command-line tool's shorter start-up wait, say); everything
+    /// the user sets wins over them, and the report shows them as `default (CLI)`.
+    ///
+    /// # Errors
+    /// As [`Config::from_env`].
+    pub fn from_env_with_defaults(
+        dir: &Path,
+        overrides: &[(&str, String)],
+        defaults: &[(&str, String)],
+    ) -> Result<Self> {
+        build::build(values::Values::new(dotenv::layered(
+            dir, overrides, defaults,
+        )?))
     }
 
     /// Builds a configuration from explicit variables only (no process environment, no files):
@@ -210,6 +228,28 @@ impl Config {
             })
             .collect();
         build::build(values::Values::new(raw))
+    }
+
+    /// The same configuration sized for a one-shot process (a CLI run, which uses one
+    /// connection and exits; idle connections opened up front would only take server slots
+    /// from concurrent runs): no idle minimum unless `DATABASE_POOL_MIN_IDLE` was set, and a
+    /// pool of one connection unless either pool variable was set (so that the two stay
+    /// consistent). The report shows these values with the source "default (CLI)".
+    #[must_use]
+    pub fn with_one_shot_pool(mut self) -> Self {
+        let unset = |c: &Self, name| matches!(c.source_of(name), Source::Default);
+        let min_idle_unset = unset(&self, "DATABASE_POOL_MIN_IDLE");
+        if min_idle_unset && unset(&self, "DATABASE_POOL_MAX_SIZE") {
+            self.pool.max_size = 1;
+            self.sources
+                .insert("DATABASE_POOL_MAX_SIZE", Source::ProgramDefault);
+        }
+        if min_idle_unset {
+            self.pool.min_idle = 0;
+            self.sources
+                .insert("DATABASE_POOL_MIN_IDLE", Source::ProgramDefault);
+        }
+        self
     }
 
     /// The same configuration with `DATABASE_MIGRATE_ON_STARTUP` replaced: `false` for tools that

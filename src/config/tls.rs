@@ -58,13 +58,12 @@ pub(super) fn check<'a>(
         if url.backend() != BackendKind::Postgres || !requirement.required_for(environment, url) {
             continue;
         }
-        let mode = url.query_param("sslmode").unwrap_or_default();
-        if !matches!(mode.as_str(), "require" | "verify-ca" | "verify-full") {
+        if !matches!(url.sslmode(), "require" | "verify-ca" | "verify-full") {
             return Err(Error::config(
                 variable,
                 format!(
                     "connects to the non-loopback host {:?} without TLS; add sslmode=require (or verify-full) to the URL, or set DATABASE_REQUIRE_TLS=false to allow it explicitly",
-                    url.host().unwrap_or("?")
+                    url.remote_host().unwrap_or("?")
                 ),
             ));
         }

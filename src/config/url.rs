@@ -7,11 +7,11 @@
 
 use std::fmt;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::postgres;
 use crate::error::{Error, Result};
-use crate::redact::{redact_url, register_password, register_secret};
+use crate::redact::{register_password, register_secret};
 
 /// Which database engine a URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -43,6 +43,10 @@ pub struct DatabaseUrl {
     secret: SecretString,
     redacted: String,
     host: Option<String>,
+    /// What libpq connects to, one entry per host (`""`: the default socket directory).
+    targets: Vec<String>,
+    /// The `sslmode` libpq will use (PostgreSQL only).
+    sslmode: Option<String>,
 }
 
 /// The forms accepted, for errors.
@@ -108,6 +112,8 @@ impl DatabaseUrl {
                 secret: SecretString::from(name),
                 redacted: "sqlite::memory:".into(),
                 host: None,
+                targets: Vec::new(),
+                sslmode: None,
             });
         }
         let prefix = if lower.starts_with("sqlite://") {
@@ -122,61 +128,47 @@ impl DatabaseUrl {
                 "has no path; expected sqlite://path/to/file.db or sqlite::memory:",
             ));
         }
+        // The path is handed to SQLite as a file name: a query string would become part of
+        // it (and its parameters, `mode=ro` say, would silently not apply).
+        if path.contains(['?', '#']) {
+            return Err(Error::config(
+                variable,
+                "has a query string or '#'; SQLite URL parameters (mode, cache, ...) are not supported: give the path alone, as sqlite://path/to/file.db",
+            ));
+        }
         Ok(Self {
             backend: BackendKind::Sqlite,
             secret: SecretString::from(path.to_owned()),
             redacted: format!("sqlite://{path}"),
             host: None,
+            targets: Vec::new(),
+            sslmode: None,
         })
     }
 
     fn parse_postgres(variable: &str, raw: &str, password: Option<&str>) -> Result<Self> {
-        let mut url = ::url::Url::parse(raw).map_err(|e| {
-            Error::config(variable, format!("is not a valid URL ({e}); expected postgres://user:password@host:port/database with special characters percent-encoded"))
-        })?;
-        // libpq would reject these later and echo the string back; refuse them here instead.
-        for part in [url.username(), url.password().unwrap_or(""), url.path()] {
-            if percent_decode_str(part).decode_utf8().is_err() || has_bad_percent(part) {
-                return Err(Error::config(
-                    variable,
-                    "contains invalid percent-encoding; encode special characters as %XX",
-                ));
-            }
-        }
-        if url
-            .host_str()
-            .is_some_and(|h| h.starts_with('[') && !h.ends_with(']'))
-        {
-            return Err(Error::config(variable, "has an unclosed '[' in the host"));
-        }
+        let mut parsed = postgres::parse(raw).map_err(|m| Error::config(variable, m))?;
         if let Some(p) = password {
-            // `set_password` leaves `%` as it is (the WHATWG userinfo set), and libpq
-            // percent-decodes the userinfo: a password with a `%` would reach the server
-            // mangled, or be refused as an invalid token. Encoding every byte outside RFC
-            // 3986's unreserved set first makes libpq decode it back to exactly the
-            // configured password.
-            let encoded = utf8_percent_encode(p, USERINFO_STRICT).to_string();
-            url.set_password(Some(&encoded))
-                .map_err(|_| Error::config(variable, "cannot carry a password (no host)"))?;
+            parsed.set("password", p);
         }
-        if let Some(p) = url.password() {
-            register_password(p);
+        // Registered before the strings below exist, so that nothing can print them.
+        for secret in parsed.secrets() {
+            register_password(secret);
         }
-        // A password may also travel as a libpq query parameter.
-        for (k, v) in url.query_pairs() {
-            if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword") {
-                register_password(&v);
-            }
-        }
-        let host = url
-            .host_str()
-            .map(|h| h.trim_matches(|c| c == '[' || c == ']').to_owned());
-        let redacted = redact_url(url.as_str());
+        let conninfo = parsed.conninfo();
+        register_secret(&conninfo);
+        let targets = parsed.targets();
         Ok(Self {
             backend: BackendKind::Postgres,
-            secret: SecretString::from(url.to_string()),
-            redacted,
-            host,
+            redacted: parsed.redacted(),
+            host: parsed
+                .get("host")
+                .and_then(|h| h.split(',').next())
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned),
+            targets,
+            sslmode: Some(parsed.effective_sslmode()),
+            secret: SecretString::from(conninfo),
         })
     }
 
@@ -200,24 +192,24 @@ impl DatabaseUrl {
         self.host.as_deref()
     }
 
-    /// True when the URL has no host (Unix socket) or a loopback host.
+    /// True when every host libpq will connect to (the URI's hosts, or the `host` / `hostaddr`
+    /// parameters that replace them, or `PGHOST` / `PGHOSTADDR`) is local: a Unix socket, a
+    /// loopback address or `localhost`.
     pub fn is_loopback(&self) -> bool {
-        match self.host.as_deref() {
-            None | Some("") | Some("localhost") => true,
-            Some(h) if h.starts_with('/') => true,
-            Some(h) => h
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback()),
-        }
+        self.remote_host().is_none()
     }
 
-    /// The query parameter `key` of a PostgreSQL URL (`sslmode`, ...), if present.
-    pub(super) fn query_param(&self, key: &str) -> Option<String> {
-        ::url::Url::parse(self.expose())
-            .ok()?
-            .query_pairs()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.into_owned())
+    /// The first host libpq will connect to that is not local, if any.
+    pub(super) fn remote_host(&self) -> Option<&str> {
+        self.targets
+            .iter()
+            .map(String::as_str)
+            .find(|t| !is_local(t))
+    }
+
+    /// The `sslmode` libpq will use: the URL's, else `PGSSLMODE`, else libpq's default.
+    pub(super) fn sslmode(&self) -> &str {
+        self.sslmode.as_deref().unwrap_or("prefer")
     }
 
     /// The one place the secret is exposed: the string handed to the database driver.
@@ -231,55 +223,37 @@ impl DatabaseUrl {
         if self.backend != BackendKind::Postgres {
             return self.clone();
         }
-        let Ok(mut url) = ::url::Url::parse(self.expose()) else {
+        let Ok(mut pairs) = super::libpq::parse(self.expose()) else {
             return self.clone();
         };
-        let existing: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
-        // libpq decodes %XX but not `+`, so the query is built by hand rather than with
-        // `query_pairs_mut` (form encoding).
-        let mut query = url.query().unwrap_or("").to_owned();
         for (k, v) in params {
-            if !existing.iter().any(|e| e == k) {
-                if !query.is_empty() {
-                    query.push('&');
-                }
-                query.push_str(k);
-                query.push('=');
-                query.extend(utf8_percent_encode(v, NON_ALPHANUMERIC));
+            match pairs.iter_mut().find(|(key, _)| key == k) {
+                // `-c` settings of both: the user's come last, so that libpq applies them last.
+                Some((_, user)) if *k == "options" => *user = format!("{v} {user}"),
+                Some(_) => {}
+                None => pairs.push(((*k).to_owned(), v.clone())),
             }
         }
-        url.set_query(Some(&query));
+        let conninfo = postgres::Parsed { pairs }.conninfo();
+        register_secret(&conninfo);
         Self {
-            secret: SecretString::from(url.to_string()),
+            secret: SecretString::from(conninfo),
             ..self.clone()
         }
     }
 }
 
-/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
-const USERINFO_STRICT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// True when a `%` is not followed by two hex digits.
-fn has_bad_percent(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-            {
-                return true;
-            }
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    false
+/// A Unix socket (a path, or `@` for Linux's abstract namespace), `localhost`, a loopback
+/// address, or empty (the default socket directory).
+fn is_local(target: &str) -> bool {
+    target.is_empty()
+        || target.starts_with('/')
+        || target.starts_with('@')
+        || target.eq_ignore_ascii_case("localhost")
+        || target
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -322,11 +296,9 @@ mod tests {
             ("DATABASE_PASSWORD", "50%off%41 @:/"),
         ])
         .unwrap();
-        let url = ::url::Url::parse(c.database_url().expose()).unwrap();
-        let sent = url.password().unwrap();
-        // libpq percent-decodes the userinfo once; it must get the password back unchanged.
-        let decoded = percent_decode_str(sent).decode_utf8().unwrap();
-        assert_eq!(decoded, "50%off%41 @:/");
+        // libpq reads the string handed to it back to exactly the configured password.
+        let pairs = super::super::libpq::parse(c.database_url().expose()).unwrap();
+        assert!(pairs.contains(&("password".into(), "50%off%41 @:/".into())));
     }
 
     #[test]

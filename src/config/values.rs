@@ -22,6 +22,16 @@ pub enum Source {
     Environment,
     /// A command-line flag (e.g. `taskstore --database-url`).
     CommandLine,
+    /// The embedding program's own default (the `taskstore` command's, say), in place of the
+    /// library's.
+    ProgramDefault,
+    /// The file named by a `_FILE` variable (its name), which came from `source`.
+    File {
+        /// The `_FILE` variable.
+        variable: String,
+        /// Where that variable came from.
+        source: Box<Source>,
+    },
 }
 
 impl fmt::Display for Source {
@@ -31,6 +41,8 @@ impl fmt::Display for Source {
             Self::DotEnv(file) => write!(f, "{file} file"),
             Self::Environment => f.write_str("environment"),
             Self::CommandLine => f.write_str("command line"),
+            Self::ProgramDefault => f.write_str("default (CLI)"),
+            Self::File { variable, source } => write!(f, "file from {variable} ({source})"),
         }
     }
 }
@@ -122,6 +134,18 @@ impl Values {
             )),
             (Some(v), None) => Ok(Some((v, name))),
             (None, Some(path)) => {
+                let from = self
+                    .sources
+                    .get(file_spec.name)
+                    .cloned()
+                    .unwrap_or(Source::Default);
+                self.sources.insert(
+                    spec::known(name).name,
+                    Source::File {
+                        variable: file_spec.name.to_owned(),
+                        source: Box::new(from),
+                    },
+                );
                 let is_url = matches!(spec::known(name).parse, Parse::Url);
                 read_secret_file(file_spec.name, path.trim(), is_url)
                     .map(|v| Some((v, file_spec.name)))
@@ -131,12 +155,28 @@ impl Values {
     }
 }
 
-/// Reads a secret file (one value; trailing line breaks dropped) and registers its content
-/// with the scrubber before anything can print it.
+/// Reads a secret file strictly — one value and at most one trailing `\n` or `\r\n` — and
+/// registers its content with the scrubber before anything can print it. A second line (even an
+/// empty one) is refused rather than glued onto the value: a stray line is a common accident,
+/// and may itself be a secret, so the error shows nothing of the content.
 fn read_secret_file(variable: &'static str, path: &str, is_url: bool) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::config(variable, format!("cannot read the file {path:?}: {e}")))?;
-    let value = text.trim_end_matches(['\n', '\r']).to_owned();
+    let value = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text)
+        .to_owned();
+    // Registered before the checks below can fail.
+    register_secret(&text);
+    if value.contains(['\n', '\r']) {
+        return Err(Error::config(
+            variable,
+            format!(
+                "the file {path:?} has more than one line; a secret file holds one value and at most one trailing newline"
+            ),
+        ));
+    }
     if is_url {
         register_secret(value.trim());
     } else {

@@ -10,7 +10,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use taskstore::config::Source;
 use taskstore::models::{User, UserId};
 use taskstore::{Config, Database, Error};
 
@@ -20,14 +19,6 @@ use crate::output::Out;
 /// Start-up wait used by the CLI when `DATABASE_STARTUP_WAIT_MS` is not set: a person at a
 /// terminal should hear about a down database in seconds, not after the library's 30 s.
 const CLI_STARTUP_WAIT_MS: &str = "5000";
-
-/// A command runs once and exits: one connection is all it uses, and idle connections opened
-/// up front would only take server slots from concurrent runs (32 parallel `task list` runs
-/// must fit a server's `max_connections = 100`). Applied to the pool variables the user left
-/// unset; `DATABASE_POOL_MAX_SIZE` keeps the library's default when only
-/// `DATABASE_POOL_MIN_IDLE` is set, so that the two stay consistent.
-const ONE_SHOT_MAX_SIZE: &str = "1";
-const ONE_SHOT_MIN_IDLE: &str = "0";
 
 /// What every command needs: output settings and how to reach the database.
 pub struct Ctx {
@@ -46,26 +37,14 @@ impl Ctx {
         for (k, v) in extra {
             overrides.push((k, (*v).to_owned()));
         }
-        // What the user set, from any source (environment or `.env`): read once without the
-        // CLI's defaults, whose values must not shadow the user's.
-        let dir = Path::new(".");
-        let user = Config::from_env_with(dir, &overrides)?;
-        let unset = |name: &str| matches!(user.source_of(name), Source::Default);
-        let mut defaults = Vec::new();
-        if unset("DATABASE_STARTUP_WAIT_MS") {
-            defaults.push(("DATABASE_STARTUP_WAIT_MS", CLI_STARTUP_WAIT_MS));
-        }
-        if unset("DATABASE_POOL_MAX_SIZE") && unset("DATABASE_POOL_MIN_IDLE") {
-            defaults.push(("DATABASE_POOL_MAX_SIZE", ONE_SHOT_MAX_SIZE));
-        }
-        if unset("DATABASE_POOL_MIN_IDLE") {
-            defaults.push(("DATABASE_POOL_MIN_IDLE", ONE_SHOT_MIN_IDLE));
-        }
-        if defaults.is_empty() {
-            return Ok(user);
-        }
-        overrides.extend(defaults.into_iter().map(|(k, v)| (k, v.to_owned())));
-        Ok(Config::from_env_with(dir, &overrides)?)
+        // The CLI's own defaults, reported as such by `taskstore config`; then a one-shot pool
+        // (one connection, no idle minimum) unless the user sized the pool.
+        let defaults = [
+            ("DATABASE_STARTUP_WAIT_MS", CLI_STARTUP_WAIT_MS.to_owned()),
+            ("TASKSTORE_LOG", crate::CLI_LOG_FILTER.to_owned()),
+        ];
+        let config = Config::from_env_with_defaults(Path::new("."), &overrides, &defaults)?;
+        Ok(config.with_one_shot_pool())
     }
 
     /// Connects (applying pending migrations unless configured otherwise).

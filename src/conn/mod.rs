@@ -12,7 +12,7 @@ mod reset;
 
 use diesel::{PgConnection, SqliteConnection};
 
-pub(crate) use liveness::{Input, find_tcp_socket, ping, unexpected_input, with_deadline};
+pub(crate) use liveness::{Fired, Input, Slot, ping, unexpected_input};
 pub use open::{ConnectError, open};
 pub(crate) use open::{Connector, Opened};
 pub(crate) use reset::SessionReset;

@@ -1,14 +1,14 @@
 //! Opening one connection and customising it: libpq parameters for PostgreSQL, pragmas for
 //! SQLite, and the socket the watchdog needs.
 
-use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::connection::{CacheSize, Connection, SimpleConnection};
-use diesel::prelude::*;
 use diesel::{PgConnection, SqliteConnection};
 use retry::OperationResult;
 
+use super::liveness::{self, Peer, Probe, Slot, Target};
 use super::{DbConnection, SessionReset};
 use crate::backoff::Backoff;
 use crate::config::{BackendKind, Config, DatabaseUrl, PoolConfig, SessionConfig};
@@ -77,10 +77,10 @@ pub fn open(config: &Config, url: &DatabaseUrl) -> Result<DbConnection> {
     Ok(connector.open()?.conn)
 }
 
-/// A connection just opened, with the socket the watchdog can shut down (PostgreSQL over TCP).
+/// A connection just opened, with its liveness slot (PostgreSQL).
 pub(crate) struct Opened {
     pub conn: DbConnection,
-    pub socket: Option<RawFd>,
+    pub slot: Option<Arc<Slot>>,
 }
 
 /// Opens customised connections to one URL.
@@ -90,13 +90,46 @@ pub(crate) struct Connector {
     backend: BackendKind,
     session: SessionConfig,
     busy_timeout: Duration,
+    /// Where the socket of a new connection leads (PostgreSQL).
+    target: Option<Target>,
+    /// The server this connector's connections share, for the watchdog.
+    peer: Arc<Peer>,
 }
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Peer")
+    }
+}
+
+/// Taken when the socket of a new connection could not be told apart from another thread's:
+/// connects to one target then run one at a time, which makes the diff unambiguous.
+static ESTABLISH_ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 impl Connector {
     pub fn new(url: &DatabaseUrl, pool: &PoolConfig, session: &SessionConfig) -> Self {
         let url = url.with_libpq_params(&libpq_params(pool, session));
+        let backend = url.backend();
+        let probe: Option<Probe> = (backend == BackendKind::Postgres).then(|| {
+            let url = url.clone();
+            let probe: Probe = Arc::new(move || match PgConnection::establish(url.expose()) {
+                Ok(_) => true,
+                // The server answered, although not with a session.
+                Err(e) => matches!(
+                    ConnectError::from_message(&e.to_string()).kind,
+                    ConnectFailure::TooManyConnections
+                        | ConnectFailure::Authentication
+                        | ConnectFailure::UnknownDatabase
+                ),
+            });
+            probe
+        });
         Self {
-            backend: url.backend(),
+            backend,
+            target: (backend == BackendKind::Postgres)
+                .then(|| Target::of_url(url.expose()))
+                .flatten(),
+            peer: Arc::new(Peer::new(session.statement_timeout, probe)),
             url,
             session: session.clone(),
             busy_timeout: if session.lock_timeout.is_zero() {
@@ -109,15 +142,50 @@ impl Connector {
 
     /// Establishes and customises one connection.
     pub fn open(&self) -> Result<Opened, ConnectError> {
-        let mut conn = self.establish()?;
-        let socket = self.customize(&mut conn)?;
-        Ok(Opened { conn, socket })
+        let (mut conn, slot) = self.establish_bounded()?;
+        self.customize(&mut conn)?;
+        Ok(Opened { conn, slot })
+    }
+
+    /// Establishes a connection and, on PostgreSQL, finds its socket (the one new socket
+    /// whose peer is the URL's target) and attaches a liveness slot to it, before any
+    /// statement runs on it.
+    fn establish_bounded(&self) -> Result<(DbConnection, Option<Arc<Slot>>), ConnectError> {
+        let Some(target) = &self.target else {
+            return Ok((self.establish()?, None));
+        };
+        let mut found = None;
+        let mut conn = None;
+        for serialised in [false, true] {
+            let _one = serialised
+                .then(|| ESTABLISH_ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
+            drop(conn.take());
+            let before = liveness::sockets();
+            let c = self.establish()?;
+            found = liveness::claim_new_socket(&before, target);
+            conn = Some(c);
+            if found.is_some() {
+                break;
+            }
+        }
+        let mut conn = conn.expect("established at least once");
+        if found.is_none() {
+            tracing::warn!(
+                "could not find the socket of a new connection; its statements are bounded \
+                 only by the server's timeouts"
+            );
+        }
+        let slot = match &mut conn {
+            DbConnection::Postgres(pg) => Some(liveness::attach(pg, found, Arc::clone(&self.peer))),
+            DbConnection::Sqlite(_) => None,
+        };
+        Ok((conn, slot))
     }
 
     /// What brings a connection that a caller used raw back to the state
     /// [`Connector::customize`] left it in; built here so that the two stay in step.
-    pub fn session_reset(&self, deadline: Duration) -> SessionReset {
-        SessionReset::new(self.backend, self.busy_timeout, deadline)
+    pub fn session_reset(&self) -> SessionReset {
+        SessionReset::new(self.backend, self.busy_timeout)
     }
 
     fn establish(&self) -> Result<DbConnection, ConnectError> {
@@ -135,30 +203,14 @@ impl Connector {
     /// Session set-up for a new connection. PostgreSQL's timeouts and `application_name` travel
     /// in the startup packet (see [`libpq_params`]), so they cost no round trip and are what
     /// `RESET ALL` returns to. SQLite gets its pragmas, one statement each.
-    fn customize(&self, conn: &mut DbConnection) -> Result<Option<RawFd>, ConnectError> {
+    fn customize(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
         let fail = |e: diesel::result::Error| ConnectError::from_message(&e.to_string());
         match conn {
             DbConnection::Postgres(pg) => {
                 if !self.session.prepared_statements {
                     pg.set_prepared_statement_cache_size(CacheSize::Disabled);
                 }
-                let ports = diesel::select((
-                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Integer>>(
-                        "inet_client_port()",
-                    ),
-                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Integer>>(
-                        "inet_server_port()",
-                    ),
-                ))
-                .get_result::<(Option<i32>, Option<i32>)>(pg)
-                .map_err(fail)?;
-                Ok(match ports {
-                    (Some(local), Some(remote)) => super::find_tcp_socket(
-                        u16::try_from(local).unwrap_or(0),
-                        u16::try_from(remote).unwrap_or(0),
-                    ),
-                    _ => None,
-                })
+                Ok(())
             }
             DbConnection::Sqlite(lite) => {
                 let millis = u64::try_from(self.busy_timeout.as_millis()).unwrap_or(u64::MAX);
@@ -171,7 +223,7 @@ impl Connector {
                 }
                 lite.batch_execute("PRAGMA synchronous = NORMAL")
                     .map_err(fail)?;
-                Ok(None)
+                Ok(())
             }
         }
     }
@@ -236,6 +288,6 @@ fn libpq_params(pool: &PoolConfig, session: &SessionConfig) -> Vec<(&'static str
 
 /// libpq's messages span lines ("...failed: Connection refused\n\tIs the server running...");
 /// error text reads better, and logs stay one event per line, with the lines joined.
-fn one_line(message: &str) -> String {
+pub(super) fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }

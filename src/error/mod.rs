@@ -19,6 +19,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use self::migration::MigrateError;
+pub(crate) use from_diesel::{clear_interruption, set_interruption};
 use crate::redact::scrub;
 
 /// Result alias used throughout the crate.

@@ -20,6 +20,8 @@ pub(crate) struct Shared {
     /// Connection attempts running right now (on r2d2's threads or a caller's).
     pub in_flight: AtomicU32,
     error_seq: AtomicU64,
+    /// Connections whose statement the watchdog interrupted (the server did not answer).
+    interrupted: AtomicU64,
     last_error: Mutex<Option<(u64, ConnectError)>>,
 }
 
@@ -34,6 +36,7 @@ impl Shared {
             waiters: AtomicU32::new(0),
             in_flight: AtomicU32::new(0),
             error_seq: AtomicU64::new(0),
+            interrupted: AtomicU64::new(0),
             last_error: Mutex::new(None),
         }
     }
@@ -68,6 +71,16 @@ impl Shared {
 
     pub fn clear_error(&self) {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// A connection came back from a statement the watchdog interrupted.
+    pub fn note_interrupted(&self) {
+        self.interrupted.fetch_add(1, Relaxed);
+    }
+
+    /// How many connections came back interrupted so far: compare two readings.
+    pub fn interrupted(&self) -> u64 {
+        self.interrupted.load(Relaxed)
     }
 
     /// Marks every connection opened so far as stale.

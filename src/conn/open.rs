@@ -102,9 +102,20 @@ impl std::fmt::Debug for Peer {
     }
 }
 
-/// Taken when the socket of a new connection could not be told apart from another thread's:
-/// connects to one target then run one at a time, which makes the diff unambiguous.
-static ESTABLISH_ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// One lock per target: connects to one target run one at a time, so that the socket a
+/// connect created is the only new one leading there (the diff is unambiguous). A healthy
+/// server completes a connect in milliseconds; a silent one makes every connect to it wait for
+/// `connect_timeout` anyway.
+fn establish_lock(target: &Target) -> Arc<Mutex<()>> {
+    static LOCKS: Mutex<Vec<(Target, Arc<Mutex<()>>)>> = Mutex::new(Vec::new());
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, lock)) = locks.iter().find(|(t, _)| t == target) {
+        return Arc::clone(lock);
+    }
+    let lock = Arc::new(Mutex::new(()));
+    locks.push((target.clone(), Arc::clone(&lock)));
+    lock
+}
 
 impl Connector {
     pub fn new(url: &DatabaseUrl, pool: &PoolConfig, session: &SessionConfig) -> Self {
@@ -154,11 +165,12 @@ impl Connector {
         let Some(target) = &self.target else {
             return Ok((self.establish()?, None));
         };
+        let lock = establish_lock(target);
+        let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut found = None;
         let mut conn = None;
-        for serialised in [false, true] {
-            let _one = serialised
-                .then(|| ESTABLISH_ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
+        // A second try when a connect outside the layer (the application's own) overlapped.
+        for _ in 0..2 {
             drop(conn.take());
             let before = liveness::sockets();
             let c = self.establish()?;

@@ -1,7 +1,8 @@
 //! One connection, below any pool: the [`DbConnection`] type every query is written against,
 //! opening and customising a connection ([`open`]), the reset that returns a connection a
 //! caller used raw to its customised state, and liveness (a deadline on a blocking round trip,
-//! a non-blocking look at an idle socket).
+//! a non-blocking look at an idle socket, a client-side bound on every statement) and finding
+//! a connection's socket.
 //!
 //! The pool ([`crate::pool`]) builds on these pieces; migrations and one-shot checks use
 //! [`open`] directly, without a pool.
@@ -9,6 +10,7 @@
 mod liveness;
 mod open;
 mod reset;
+mod socket;
 
 use diesel::{PgConnection, SqliteConnection};
 

@@ -8,7 +8,8 @@ use diesel::connection::{CacheSize, Connection, SimpleConnection};
 use diesel::{PgConnection, SqliteConnection};
 use retry::OperationResult;
 
-use super::liveness::{self, Peer, Probe, Slot, Target};
+use super::liveness::{self, Peer, Probe, Slot};
+use super::socket::{self, Target};
 use super::{DbConnection, SessionReset};
 use crate::backoff::Backoff;
 use crate::config::{BackendKind, Config, DatabaseUrl, PoolConfig, SessionConfig};
@@ -172,9 +173,9 @@ impl Connector {
         // A second try when a connect outside the layer (the application's own) overlapped.
         for _ in 0..2 {
             drop(conn.take());
-            let before = liveness::sockets();
+            let before = socket::sockets();
             let c = self.establish()?;
-            found = liveness::claim_new_socket(&before, target);
+            found = socket::claim_new_socket(&before, target);
             conn = Some(c);
             if found.is_some() {
                 break;

@@ -19,8 +19,8 @@ use std::fmt;
 use std::time::Duration;
 
 pub use self::migration::MigrateError;
-pub(crate) use from_diesel::{clear_interruption, set_interruption};
 use crate::redact::scrub;
+pub(crate) use from_diesel::{clear_interruption, set_interruption};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -289,7 +289,9 @@ impl Pool {
             }));
         }
         let needs_reset = std::mem::take(&mut meta.needs_reset);
-        if needs_reset || verify || now.duration_since(meta.last_used) >= self.settings.validate_idle
+        if needs_reset
+            || verify
+            || now.duration_since(meta.last_used) >= self.settings.validate_idle
         {
             let reset = &self.reset;
             let slot = pooled.meta.slot.clone();
@@ -317,9 +319,7 @@ impl Pool {
                 };
                 tracing::info!(watchdog_fired = fired, error = %message, "discarding a dead idle connection; evicting its idle siblings");
                 self.shared.evict_all();
-                return Err(Some(Dead {
-                    message,
-                }));
+                return Err(Some(Dead { message }));
             }
         }
         pooled.meta.last_used = now;

@@ -424,13 +424,11 @@ fn item1_frozen(transport: Transport, cold: bool, extra: &[(&str, &str)]) {
 }
 
 #[test]
-#[ignore = "issue 8 item 1: on a warm pool the repository calls, run and with_transaction block until the server is thawed; conn() hands out a dead connection"]
 fn item1_frozen_server_warm_pool_tcp() {
     item1_frozen(Transport::Tcp, false, &[]);
 }
 
 #[test]
-#[ignore = "issue 8 item 1: on a warm pool the repository calls, run and with_transaction block until the server is thawed; conn() hands out a dead connection"]
 fn item1_frozen_server_warm_pool_unix_socket() {
     item1_frozen(Transport::Unix, false, &[]);
 }
@@ -438,7 +436,6 @@ fn item1_frozen_server_warm_pool_unix_socket() {
 /// "whatever DATABASE_VALIDATE_IDLE_MS says": validation on every checkout, over the Unix
 /// socket, where the watchdog finds no socket today (it matches TCP ports).
 #[test]
-#[ignore = "issue 8 item 1: over the Unix socket the liveness ping runs without the watchdog (no TCP port to match) and blocks until the server is thawed"]
 fn item1_frozen_server_warm_pool_unix_socket_validating_every_checkout() {
     item1_frozen(
         Transport::Unix,
@@ -448,13 +445,11 @@ fn item1_frozen_server_warm_pool_unix_socket_validating_every_checkout() {
 }
 
 #[test]
-#[ignore = "issue 8 item 1 (w8a): with item 4's prompt reconnect a background connect often lands between the restart and the fault, so the pool is warm again and this meets the warm-pool failure item 1 fixes; passed before only because r2d2's back-off kept the pool empty. Un-ignore once item 1 lands"]
 fn item1_frozen_server_cold_pool_tcp() {
     item1_frozen(Transport::Tcp, true, &[]);
 }
 
 #[test]
-#[ignore = "issue 8 item 1: over the Unix socket a connection the server closed is handed out (no socket to poll) and its caller gets Database(Disconnected) instead of Unavailable"]
 fn item1_frozen_server_cold_pool_unix_socket() {
     item1_frozen(Transport::Unix, true, &[]);
 }
@@ -473,13 +468,11 @@ fn item1_blackhole(cold: bool) {
 }
 
 #[test]
-#[ignore = "issue 8 item 1: on a warm pool behind a silent network the calls block until the network is back (plus TCP retransmission); conn() hands out a dead connection"]
 fn item1_blackholed_network_warm_pool() {
     item1_blackhole(false);
 }
 
 #[test]
-#[ignore = "issue 8 item 1 (w8a): with item 4's prompt reconnect a background connect often lands between the restart and the fault, so the pool is warm again and this meets the warm-pool failure item 1 fixes; passed before only because r2d2's back-off kept the pool empty. Un-ignore once item 1 lands"]
 fn item1_blackholed_network_cold_pool() {
     item1_blackhole(true);
 }
@@ -717,19 +710,16 @@ fn item2_frozen(transport: Transport) {
 }
 
 #[test]
-#[ignore = "issue 8 item 2: statements in flight when the server freezes block until it is thawed (no client-side bound)"]
 fn item2_statements_in_flight_frozen_server_tcp() {
     item2_frozen(Transport::Tcp);
 }
 
 #[test]
-#[ignore = "issue 8 item 2: statements in flight when the server freezes block until it is thawed (no client-side bound)"]
 fn item2_statements_in_flight_frozen_server_unix_socket() {
     item2_frozen(Transport::Unix);
 }
 
 #[test]
-#[ignore = "issue 8 item 2: statements in flight when the network goes silent block until it is back (plus TCP retransmission)"]
 fn item2_statements_in_flight_blackholed_network() {
     let cluster = NetnsCluster::start(&[]);
     let hole = std::cell::RefCell::new(None);
@@ -744,7 +734,6 @@ fn item2_statements_in_flight_blackholed_network() {
 /// Through a pooler the client's socket leads to PgBouncer and the server reports PgBouncer's
 /// port: a mechanism that matches TCP ports finds nothing to bound.
 #[test]
-#[ignore = "issue 8 item 2: through PgBouncer statements in flight when the server freezes block until it is thawed (the watchdog finds no socket: the server reports PgBouncer's port)"]
 fn item2_statements_in_flight_frozen_server_through_pgbouncer() {
     let cluster = Cluster::start(&[]);
     let pooler = Pgbouncer::start(&cluster);
@@ -1160,7 +1149,6 @@ fn item6_leaks_are_reported_while_held() {
 /// Every pooled connection is stuck in a statement on a frozen server: a new caller learns that
 /// the server is unavailable, not that the pool is too small.
 #[test]
-#[ignore = "issue 8 item 7: a new caller gets PoolTimeout advising to raise DATABASE_POOL_MAX_SIZE while every connection is stuck on a frozen server"]
 fn item7_pool_stuck_on_a_frozen_server_is_unavailable() {
     let cluster = Cluster::start(&[]);
     let db = connect(&cluster.url(), &[]);
@@ -1226,7 +1214,6 @@ fn item7_pool_stuck_on_a_frozen_server_is_unavailable() {
 /// settings in the URL, which win over the layer's, so that they die in ~3 s): the caller's
 /// error is a timeout, not "connection refused".
 #[test]
-#[ignore = "issue 8 item 7: a pooled socket killed by TCP keepalives is reported as \"the server closed the connection\" and classified Refused"]
 fn item7_socket_killed_by_keepalives_is_a_timeout() {
     let cluster = NetnsCluster::start(&[]);
     let url = format!(

@@ -212,6 +212,22 @@ impl DatabaseUrl {
         self.sslmode.as_deref().unwrap_or("prefer")
     }
 
+    /// Where libpq's first connection attempt goes (PostgreSQL): the first target host (empty:
+    /// the default socket directory) and its port (default 5432). The pool uses it to find a
+    /// new connection's socket; nothing secret is returned.
+    pub(crate) fn first_target(&self) -> Option<(String, u16)> {
+        if self.backend != BackendKind::Postgres {
+            return None;
+        }
+        let pairs = super::libpq::parse(self.expose()).ok()?;
+        let port = pairs
+            .iter()
+            .find(|(k, _)| k == "port")
+            .and_then(|(_, v)| v.split(',').next().and_then(|p| p.trim().parse().ok()))
+            .unwrap_or(5432);
+        Some((self.targets.first().cloned().unwrap_or_default(), port))
+    }
+
     /// The one place the secret is exposed: the string handed to the database driver.
     pub(crate) fn expose(&self) -> &str {
         self.secret.expose_secret()

@@ -1,7 +1,8 @@
 //! One connection, below any pool: the [`DbConnection`] type every query is written against,
 //! opening and customising a connection ([`open`]), the reset that returns a connection a
 //! caller used raw to its customised state, and liveness (a deadline on a blocking round trip,
-//! a non-blocking look at an idle socket).
+//! a non-blocking look at an idle socket, a client-side bound on every statement) and finding
+//! a connection's socket.
 //!
 //! The pool ([`crate::pool`]) builds on these pieces; migrations and one-shot checks use
 //! [`open`] directly, without a pool.
@@ -10,10 +11,11 @@ mod language;
 mod liveness;
 mod open;
 mod reset;
+mod socket;
 
 use diesel::{PgConnection, SqliteConnection};
 
-pub(crate) use liveness::{Input, find_tcp_socket, ping, unexpected_input, with_deadline};
+pub(crate) use liveness::{Fired, Input, Slot, ping, unexpected_input};
 pub use open::{ConnectError, open, open_read_only};
 pub(crate) use open::{Connector, Opened};
 pub(crate) use reset::SessionReset;

@@ -1,15 +1,16 @@
 //! Opening one connection and customising it: libpq parameters for PostgreSQL, pragmas for
 //! SQLite, and the socket the watchdog needs.
 
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::connection::{CacheSize, Connection, SimpleConnection};
-use diesel::prelude::*;
 use diesel::{PgConnection, SqliteConnection};
 use retry::OperationResult;
 
+use super::liveness::{self, Peer, Probe, Slot};
+use super::socket::{self, Target};
 use super::{DbConnection, SessionReset};
 use crate::backoff::Backoff;
 use crate::config::{BackendKind, Config, DatabaseUrl, PoolConfig, SessionConfig};
@@ -165,10 +166,10 @@ fn read_only_uri(target: &str) -> Option<String> {
     Some(uri)
 }
 
-/// A connection just opened, with the socket the watchdog can shut down (PostgreSQL over TCP).
+/// A connection just opened, with its liveness slot (PostgreSQL).
 pub(crate) struct Opened {
     pub conn: DbConnection,
-    pub socket: Option<RawFd>,
+    pub slot: Option<Arc<Slot>>,
 }
 
 /// Opens customised connections to one URL.
@@ -184,14 +185,61 @@ pub(crate) struct Connector {
     backend: BackendKind,
     session: SessionConfig,
     busy_timeout: Duration,
+    /// Where the socket of a new connection leads (PostgreSQL).
+    target: Option<Target>,
+    /// The server this connector's connections share, for the watchdog.
+    peer: Arc<Peer>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Peer")
+    }
+}
+
+/// One lock per target: connects to one target run one at a time, so that the socket a
+/// connect created is the only new one leading there (the diff is unambiguous). A healthy
+/// server completes a connect in milliseconds; a silent one makes every connect to it wait for
+/// `connect_timeout` anyway.
+fn establish_lock(target: &Target) -> Arc<Mutex<()>> {
+    static LOCKS: Mutex<Vec<(Target, Arc<Mutex<()>>)>> = Mutex::new(Vec::new());
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, lock)) = locks.iter().find(|(t, _)| t == target) {
+        return Arc::clone(lock);
+    }
+    let lock = Arc::new(Mutex::new(()));
+    locks.push((target.clone(), Arc::clone(&lock)));
+    lock
 }
 
 impl Connector {
     pub fn new(url: &DatabaseUrl, pool: &PoolConfig, session: &SessionConfig) -> Self {
         let english_url = url.with_libpq_params(&libpq_params(pool, session, true));
         let url = url.with_libpq_params(&libpq_params(pool, session, false));
+        let backend = url.backend();
+        let probe: Option<Probe> = (backend == BackendKind::Postgres).then(|| {
+            let url = url.clone();
+            let probe: Probe = Arc::new(move || match PgConnection::establish(url.expose()) {
+                Ok(_) => true,
+                // The server answered, although not with a session.
+                Err(e) => matches!(
+                    ConnectError::from_message(&e.to_string()).kind,
+                    ConnectFailure::TooManyConnections
+                        | ConnectFailure::Authentication
+                        | ConnectFailure::UnknownDatabase
+                ),
+            });
+            probe
+        });
         Self {
-            backend: url.backend(),
+            backend,
+            target: (backend == BackendKind::Postgres)
+                .then(|| {
+                    url.first_target()
+                        .map(|(host, port)| Target::of(&host, port))
+                })
+                .flatten(),
+            peer: Arc::new(Peer::new(session.statement_timeout, probe)),
             url,
             english_url,
             force_english: AtomicBool::new(false),
@@ -210,10 +258,10 @@ impl Connector {
     /// `lc_messages=C` in its startup packet, as every later one is; otherwise it warns.
     pub fn open(&self) -> Result<Opened, ConnectError> {
         let forced = self.force_english.load(Ordering::Relaxed);
-        let mut conn = self.establish(forced)?;
-        let socket = self.customize(&mut conn)?;
+        let (mut conn, slot) = self.establish_bounded(forced)?;
+        self.customize(&mut conn)?;
         if forced {
-            return Ok(Opened { conn, socket });
+            return Ok(Opened { conn, slot });
         }
         if let DbConnection::Postgres(pg) = &mut conn
             && super::language::must_force_english(pg)
@@ -221,17 +269,56 @@ impl Connector {
         {
             self.force_english.store(true, Ordering::Relaxed);
             drop(conn);
-            let mut conn = self.establish(true)?;
-            let socket = self.customize(&mut conn)?;
-            return Ok(Opened { conn, socket });
+            let (mut conn, slot) = self.establish_bounded(true)?;
+            self.customize(&mut conn)?;
+            return Ok(Opened { conn, slot });
         }
-        Ok(Opened { conn, socket })
+        Ok(Opened { conn, slot })
+    }
+
+    /// Establishes a connection and, on PostgreSQL, finds its socket (the one new socket
+    /// whose peer is the URL's target) and attaches a liveness slot to it, before any
+    /// statement runs on it.
+    fn establish_bounded(
+        &self,
+        english: bool,
+    ) -> Result<(DbConnection, Option<Arc<Slot>>), ConnectError> {
+        let Some(target) = &self.target else {
+            return Ok((self.establish(english)?, None));
+        };
+        let lock = establish_lock(target);
+        let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut found = None;
+        let mut conn = None;
+        // A second try when a connect outside the layer (the application's own) overlapped.
+        for _ in 0..2 {
+            drop(conn.take());
+            let before = socket::sockets();
+            let c = self.establish(english)?;
+            found = socket::claim_new_socket(&before, target);
+            conn = Some(c);
+            if found.is_some() {
+                break;
+            }
+        }
+        let mut conn = conn.expect("established at least once");
+        if found.is_none() {
+            tracing::warn!(
+                "could not find the socket of a new connection; its statements are bounded \
+                 only by the server's timeouts"
+            );
+        }
+        let slot = match &mut conn {
+            DbConnection::Postgres(pg) => Some(liveness::attach(pg, found, Arc::clone(&self.peer))),
+            DbConnection::Sqlite(_) => None,
+        };
+        Ok((conn, slot))
     }
 
     /// What brings a connection that a caller used raw back to the state
     /// [`Connector::customize`] left it in; built here so that the two stay in step.
-    pub fn session_reset(&self, deadline: Duration) -> SessionReset {
-        SessionReset::new(self.backend, self.busy_timeout, deadline)
+    pub fn session_reset(&self) -> SessionReset {
+        SessionReset::new(self.backend, self.busy_timeout)
     }
 
     fn establish(&self, english: bool) -> Result<DbConnection, ConnectError> {
@@ -254,30 +341,14 @@ impl Connector {
     /// Session set-up for a new connection. PostgreSQL's timeouts and `application_name` travel
     /// in the startup packet (see [`libpq_params`]), so they cost no round trip and are what
     /// `RESET ALL` returns to. SQLite gets its pragmas, one statement each.
-    fn customize(&self, conn: &mut DbConnection) -> Result<Option<RawFd>, ConnectError> {
+    fn customize(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
         let fail = |e: diesel::result::Error| ConnectError::from_message(&e.to_string());
         match conn {
             DbConnection::Postgres(pg) => {
                 if !self.session.prepared_statements {
                     pg.set_prepared_statement_cache_size(CacheSize::Disabled);
                 }
-                let ports = diesel::select((
-                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Integer>>(
-                        "inet_client_port()",
-                    ),
-                    diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Integer>>(
-                        "inet_server_port()",
-                    ),
-                ))
-                .get_result::<(Option<i32>, Option<i32>)>(pg)
-                .map_err(fail)?;
-                Ok(match ports {
-                    (Some(local), Some(remote)) => super::find_tcp_socket(
-                        u16::try_from(local).unwrap_or(0),
-                        u16::try_from(remote).unwrap_or(0),
-                    ),
-                    _ => None,
-                })
+                Ok(())
             }
             DbConnection::Sqlite(lite) => {
                 let millis = u64::try_from(self.busy_timeout.as_millis()).unwrap_or(u64::MAX);
@@ -290,7 +361,7 @@ impl Connector {
                 }
                 lite.batch_execute("PRAGMA synchronous = NORMAL")
                     .map_err(fail)?;
-                Ok(None)
+                Ok(())
             }
         }
     }
@@ -365,6 +436,6 @@ fn libpq_params(
 
 /// libpq's messages span lines ("...failed: Connection refused\n\tIs the server running...");
 /// error text reads better, and logs stay one event per line, with the lines joined.
-fn one_line(message: &str) -> String {
+pub(super) fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -17,13 +17,11 @@ use crate::redact::scrub;
 pub(crate) struct SessionReset {
     backend: BackendKind,
     sql: String,
-    /// Bound on the reset's round trip (enforced by the watchdog).
-    pub deadline: Duration,
 }
 
 impl SessionReset {
     /// The reset for connections customised with `busy_timeout` (SQLite's pragma value).
-    pub fn new(backend: BackendKind, busy_timeout: Duration, deadline: Duration) -> Self {
+    pub fn new(backend: BackendKind, busy_timeout: Duration) -> Self {
         let sql = match backend {
             // One round trip. `RESET ALL` returns every setting to its session default, and the
             // timeouts and `application_name` are session defaults because they travel in the
@@ -44,11 +42,7 @@ impl SessionReset {
                 sql
             }
         };
-        Self {
-            backend,
-            sql,
-            deadline,
-        }
+        Self { backend, sql }
     }
 
     /// Runs the reset; the error is scrubbed.
@@ -64,6 +58,6 @@ impl SessionReset {
             }
         }
         conn.batch_execute(&self.sql)
-            .map_err(|e| scrub(&e.to_string()))
+            .map_err(|e| scrub(&super::open::one_line(&e.to_string())))
     }
 }

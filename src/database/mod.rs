@@ -89,7 +89,7 @@ impl Database {
     /// the server does not answer in time or refuses us.
     #[track_caller]
     pub fn conn(&self) -> Result<Conn> {
-        self.inner.primary.acquire(Location::caller())
+        self.inner.primary.acquire_raw(Location::caller())
     }
 
     /// Checks a connection out of a read replica (round robin) when replicas are configured,
@@ -108,7 +108,7 @@ impl Database {
     /// transactions.
     #[track_caller]
     pub fn run<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
-        self.conn()?.run(f)
+        self.inner.primary.acquire(Location::caller())?.run(f)
     }
 
     /// [`Database::run`] for a read, run once more on a fresh connection when it fails with a

@@ -27,10 +27,35 @@ const UNIQUE_RULES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+thread_local! {
+    /// What the connection layer's watchdog did to the statement that just failed on this
+    /// thread: the error to report instead of the driver's "server closed the connection".
+    static INTERRUPTION: std::cell::Cell<Option<Error>> = const { std::cell::Cell::new(None) };
+}
+
+/// The statement that fails next on this thread was interrupted by the watchdog: report `err`.
+pub(crate) fn set_interruption(err: Error) {
+    INTERRUPTION.set(Some(err));
+}
+
+/// A new statement starts on this thread: forget an interruption nobody converted.
+#[inline]
+pub(crate) fn clear_interruption() {
+    // `take` rather than `set(None)`: no drop glue runs on the hot path unless one was set.
+    if let Some(e) = INTERRUPTION.take() {
+        drop(e);
+    }
+}
+
 impl Error {
     /// Classifies a Diesel error. `NotFound` becomes `Error::NotFound { entity: "row" }`;
     /// repositories map it to their own entity first.
     pub fn from_diesel(err: DieselError) -> Self {
+        if !matches!(err, DieselError::NotFound)
+            && let Some(replacement) = INTERRUPTION.take()
+        {
+            return replacement;
+        }
         match err {
             DieselError::NotFound => Self::NotFound { entity: "row" },
             DieselError::DatabaseError(kind, info) => {

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 pub use self::migration::MigrateError;
 use crate::redact::scrub;
+pub(crate) use from_diesel::{clear_interruption, set_interruption};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -23,10 +23,18 @@ const WAIT_SLICE: Duration = Duration::from_millis(25);
 
 /// A pooled connection found dead at checkout.
 struct Dead {
-    /// Why, scrubbed.
+    /// Why, scrubbed, one line.
     message: String,
-    /// The liveness check ran into the acquisition deadline.
-    watchdog_fired: bool,
+}
+
+/// Why an idle connection's socket hung up, from its `SO_ERROR`.
+fn hang_up_message(code: i32) -> &'static str {
+    match code {
+        libc::ETIMEDOUT => "the connection timed out (TCP keepalives got no answer)",
+        libc::ECONNRESET => "the server reset the connection",
+        libc::EHOSTUNREACH | libc::ENETUNREACH => "the server's host became unreachable",
+        _ => "the server closed the connection",
+    }
 }
 
 enum Wait {
@@ -37,19 +45,48 @@ enum Wait {
 impl Pool {
     /// A connection within `DATABASE_ACQUIRE_TIMEOUT_MS`, or the typed error that says why not.
     /// `location` is the caller's code, named in the leak report and in log lines.
+    ///
+    /// For the layer's own statements: a connection used recently is trusted without a round
+    /// trip, and the statements run on it are bounded by this call's deadline (see
+    /// [`crate::conn`]'s watchdog).
     pub fn acquire(&self, location: &'static Location<'static>) -> Result<Conn> {
-        self.acquire_until(location, Instant::now() + self.settings.acquire_timeout)
+        self.acquire_with(
+            location,
+            false,
+            Instant::now() + self.settings.acquire_timeout,
+        )
     }
 
     /// [`Pool::acquire`] with the deadline of a call already under way (a read run once more
     /// after a disconnect stays within its first acquisition's deadline).
-    #[tracing::instrument(name = "acquire", level = "debug", skip_all, fields(pool = %self.shared.name))]
     pub fn acquire_until(
         &self,
         location: &'static Location<'static>,
         deadline: Instant,
     ) -> Result<Conn> {
+        self.acquire_with(location, false, deadline)
+    }
+
+    /// Like [`Pool::acquire`], for a connection handed out raw: it proves it is alive with a
+    /// round trip within the deadline before it is handed out, so that a frozen server is
+    /// reported here and not at the caller's first statement.
+    pub fn acquire_raw(&self, location: &'static Location<'static>) -> Result<Conn> {
+        self.acquire_with(
+            location,
+            true,
+            Instant::now() + self.settings.acquire_timeout,
+        )
+    }
+
+    #[tracing::instrument(name = "acquire", level = "debug", skip_all, fields(pool = %self.shared.name))]
+    fn acquire_with(
+        &self,
+        location: &'static Location<'static>,
+        verify: bool,
+        deadline: Instant,
+    ) -> Result<Conn> {
         let start = Instant::now();
+        let marks = (self.shared.error_mark(), self.shared.interrupted());
         let counters = &self.shared.counters;
 
         // A pooled connection found dead during this acquisition: if the deadline passes, the
@@ -58,7 +95,7 @@ impl Pool {
 
         // Fast path: an idle connection, no waiting, no bookkeeping for waiters.
         if let Some(pooled) = self.r2d2().try_get() {
-            match self.checkout(pooled, deadline, location) {
+            match self.checkout(pooled, deadline, location, verify) {
                 Ok(conn) => {
                     // The checkout's own clock reading: one read less on the hot path.
                     counters.record_acquire(conn.checked_out_at.saturating_duration_since(start));
@@ -92,7 +129,7 @@ impl Pool {
             if attempt > 1 {
                 counters.retries.incr();
             }
-            match self.wait_for_connection(deadline, location, &mut dead) {
+            match self.wait_for_connection(deadline, location, verify, &mut dead) {
                 Ok(conn) => OperationResult::Ok(conn),
                 Err(Wait::Failed(e)) if e.kind.is_transient() && Instant::now() < deadline => {
                     tracing::debug!(attempt, kind = %e.kind, error = %e.message, "transient connection error; retrying");
@@ -112,7 +149,7 @@ impl Pool {
         let err = match error {
             Wait::Deadline => {
                 counters.timeouts.incr();
-                self.deadline_error(start.elapsed(), self.state(), dead)
+                self.deadline_error(start.elapsed(), self.state(), dead, marks)
             }
             Wait::Failed(e) => {
                 if !e.kind.is_transient() {
@@ -133,10 +170,22 @@ impl Pool {
     /// (`PoolTimeout`). Anything else means the caller waited for the server — a new
     /// connection that did not complete, or a pooled one that failed its liveness check — and
     /// is `Unavailable`, with the last connection error when there is one.
-    fn deadline_error(&self, waited: Duration, state: PoolState, dead: Option<Dead>) -> Error {
-        let last = self.shared.last_error();
+    ///
+    /// Only errors recorded during this acquisition (after `mark`) count: an older one (from
+    /// before a restart, say) would describe another outage.
+    fn deadline_error(
+        &self,
+        waited: Duration,
+        state: PoolState,
+        dead: Option<Dead>,
+        (mark, interrupted): (u64, u64),
+    ) -> Error {
+        let last = self.shared.error_since(mark);
         let waited_ms = waited.as_millis();
-        if state.connections >= state.max_size && state.idle == 0 {
+        // Connections the watchdog took back from a silent server during the wait: the pool is
+        // not too small, the server is not answering.
+        let stuck = self.shared.interrupted() != interrupted;
+        if state.connections >= state.max_size && state.idle == 0 && dead.is_none() && !stuck {
             return Error::PoolTimeout {
                 waited,
                 state,
@@ -151,16 +200,21 @@ impl Pool {
                     e.message
                 ),
             },
+            // The caller waited, to the end, for a new connection that did not complete: a
+            // timeout, whatever became of the pooled one.
             (None, Some(d)) => Error::Unavailable {
-                kind: if d.watchdog_fired {
-                    ConnectFailure::Timeout
-                } else {
-                    ConnectFailure::classify(&d.message)
-                },
+                kind: ConnectFailure::Timeout,
                 message: format!(
                     "no live connection within {waited_ms} ms; a pooled connection failed its \
                      liveness check ({}) and no new one could be opened in time",
                     d.message
+                ),
+            },
+            (None, None) if stuck => Error::Unavailable {
+                kind: ConnectFailure::Timeout,
+                message: format!(
+                    "no connection within {waited_ms} ms: the connections in use were waiting \
+                     for a server that does not answer ({state})"
                 ),
             },
             (None, None) => Error::Unavailable {
@@ -180,6 +234,7 @@ impl Pool {
         &self,
         deadline: Instant,
         location: &'static Location<'static>,
+        verify: bool,
         dead: &mut Option<Dead>,
     ) -> Result<Conn, Wait> {
         let mark = self.shared.error_mark();
@@ -189,7 +244,7 @@ impl Pool {
                 return Err(Wait::Deadline);
             }
             match self.r2d2().get_timeout(remaining.min(WAIT_SLICE)) {
-                Ok(pooled) => match self.checkout(pooled, deadline, location) {
+                Ok(pooled) => match self.checkout(pooled, deadline, location, verify) {
                     Ok(conn) => return Ok(conn),
                     Err(rejected) => *dead = rejected.or(dead.take()),
                 },
@@ -214,14 +269,18 @@ impl Pool {
     ///
     /// Two checks find dead connections. The first costs one `poll()` and no round trip: an
     /// idle PostgreSQL connection has nothing to read, so readable data or a hang-up on its
-    /// socket means the server said goodbye (restart, `pg_terminate_backend`, failover). The
-    /// second, for connections idle longer than `DATABASE_VALIDATE_IDLE_MS`, is a round trip
-    /// under the watchdog: it catches a server that vanished without a word.
+    /// socket means the server said goodbye (restart, `pg_terminate_backend`, failover, or a
+    /// socket TCP keepalives killed: its `SO_ERROR` says which). The second is a round trip
+    /// bounded by the acquisition's deadline, for connections idle longer than
+    /// `DATABASE_VALIDATE_IDLE_MS`, connections handed out raw (`verify`), and connections a
+    /// raw user returned (the session reset, deferred from their return so that dropping a
+    /// connection never waits for the server).
     fn checkout(
         &self,
         mut pooled: r2d2::PooledConnection<Manager>,
         deadline: Instant,
         location: &'static Location<'static>,
+        verify: bool,
     ) -> Result<Conn, Option<Dead>> {
         let now = Instant::now();
         let meta = &mut pooled.meta;
@@ -229,14 +288,16 @@ impl Pool {
             meta.broken = true;
             return Err(None);
         }
-        if let Some(state) = meta.socket.and_then(conn::unexpected_input) {
+        let socket = meta.slot.as_ref().and_then(|s| s.socket());
+        if let Some(state) = socket.and_then(conn::unexpected_input) {
             meta.broken = true;
             let message = match state {
-                Input::HangUp => "the server closed the connection",
+                Input::HangUp(code) => hang_up_message(code),
                 Input::Data => "the server sent data on an idle connection",
             };
-            if state == Input::HangUp {
+            if let Input::HangUp(_) = state {
                 tracing::info!(
+                    reason = message,
                     "discarding an idle connection its server closed; evicting its idle siblings"
                 );
                 self.shared.evict_all();
@@ -247,27 +308,47 @@ impl Pool {
             }
             return Err(Some(Dead {
                 message: message.into(),
-                watchdog_fired: false,
             }));
         }
-        if now.duration_since(meta.last_used) >= self.settings.validate_idle {
-            let socket = meta.socket;
-            let (result, fired) =
-                conn::with_deadline(socket, deadline, || conn::ping(&mut pooled.conn));
+        let needs_reset = std::mem::take(&mut meta.needs_reset);
+        if needs_reset
+            || verify
+            || now.duration_since(meta.last_used) >= self.settings.validate_idle
+        {
+            let reset = &self.reset;
+            let slot = pooled.meta.slot.clone();
+            let conn = &mut pooled.conn;
+            let mut round_trip = || {
+                if needs_reset {
+                    reset.apply(conn)
+                } else {
+                    conn::ping(conn)
+                }
+            };
+            let (result, fired) = match slot {
+                Some(slot) => slot.bounded(deadline, round_trip),
+                None => (round_trip(), false),
+            };
             if let Err(message) = result {
                 pooled.meta.broken = true;
+                let message = if fired {
+                    format!(
+                        "no answer to a liveness check within {} ms",
+                        self.settings.acquire_timeout.as_millis()
+                    )
+                } else {
+                    message
+                };
                 tracing::info!(watchdog_fired = fired, error = %message, "discarding a dead idle connection; evicting its idle siblings");
                 self.shared.evict_all();
-                return Err(Some(Dead {
-                    message,
-                    watchdog_fired: fired,
-                }));
+                return Err(Some(Dead { message }));
             }
         }
         pooled.meta.last_used = now;
         Ok(Conn::new(
             pooled,
             now,
+            deadline,
             location,
             Arc::clone(&self.shared),
             self.settings.leak_threshold,

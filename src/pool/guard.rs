@@ -1,6 +1,7 @@
 //! The [`Conn`] guard: a checked-out connection, and what happens when it goes back — the
-//! leak registration, the session reset for connections handed out raw, discarding after a
-//! panic.
+//! leak registration, marking connections handed out raw for the session reset (run at their
+//! next checkout, so that dropping a connection never waits for the server), discarding after
+//! a panic or after the watchdog interrupted a statement.
 
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::leaks;
 use super::manager::Manager;
 use super::shared::Shared;
-use crate::conn::{self, DbConnection, SessionReset};
+use crate::conn::{DbConnection, Fired, SessionReset};
 use crate::error::{Error, Result};
 
 /// A checked-out connection. Dereferences to [`DbConnection`]; returns to the pool on drop.
@@ -30,6 +31,7 @@ impl Conn {
     pub(super) fn new(
         pooled: r2d2::PooledConnection<Manager>,
         checked_out_at: Instant,
+        deadline: Instant,
         location: &'static Location<'static>,
         shared: Arc<Shared>,
         leak_threshold: Option<Duration>,
@@ -38,6 +40,10 @@ impl Conn {
         shared.checked_out();
         let leak_key =
             leak_threshold.map(|t| leaks::register(&shared, t, location, checked_out_at));
+        if let Some(slot) = &pooled.meta.slot {
+            // Statements of this call are bounded by its deadline when the server is silent.
+            slot.set_call_deadline(Some(deadline));
+        }
         Self {
             inner: Some(pooled),
             checked_out_at,
@@ -129,15 +135,22 @@ impl Drop for Conn {
             // A panic may have left a transaction open; never return such a connection.
             self.discard();
         }
-        if let (Some(reset), Some(p)) = (self.reset.take(), self.inner.as_mut())
-            && !p.meta.broken
-        {
-            let deadline = Instant::now() + reset.deadline;
-            let socket = p.meta.socket;
-            let (result, _) = conn::with_deadline(socket, deadline, || reset.apply(&mut p.conn));
-            if let Err(error) = result {
-                tracing::warn!(%error, taken_at = %self.location, "could not reset a returned connection; discarding it");
-                p.meta.broken = true;
+        if let Some(p) = self.inner.as_mut() {
+            if let Some(slot) = &p.meta.slot {
+                slot.set_call_deadline(None);
+                if let Some(why) = slot.fired() {
+                    // The watchdog shut the socket down: the connection is gone, and when the
+                    // server went silent its idle siblings are as dead.
+                    p.meta.broken = true;
+                    if why == Fired::ServerSilent {
+                        self.shared.evict_all();
+                    }
+                    self.shared.note_interrupted();
+                }
+            }
+            // No round trip here: the next checkout resets the session (see `checkout`).
+            if self.reset.take().is_some() && !p.meta.broken {
+                p.meta.needs_reset = true;
             }
         }
         if let Some(mut p) = self.inner.take() {

@@ -1,7 +1,6 @@
 //! The r2d2 manager: opens connections for one pool (through [`Connector`]) and judges them on
 //! return.
 
-use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -9,7 +8,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::shared::Shared;
-use crate::conn::{ConnectError, Connector, DbConnection, Opened};
+use crate::conn::{ConnectError, Connector, DbConnection, Opened, Slot};
 use crate::error::ConnectFailure;
 
 /// What the pool keeps per connection besides the connection itself.
@@ -19,8 +18,10 @@ pub(crate) struct Meta {
     pub last_used: Instant,
     pub generation: u64,
     pub broken: bool,
-    /// The TCP socket under a PostgreSQL connection, for the watchdog.
-    pub socket: Option<RawFd>,
+    /// A caller used the connection raw: reset its session at the next checkout.
+    pub needs_reset: bool,
+    /// The liveness slot of a PostgreSQL connection (its socket, the watchdog's verdict).
+    pub slot: Option<Arc<Slot>>,
 }
 
 /// A pooled connection with its bookkeeping.
@@ -73,7 +74,7 @@ impl r2d2::ManageConnection for Manager {
         self.shared.in_flight.fetch_add(1, Relaxed);
         let _done = InFlight(&self.shared);
         match self.connector.open() {
-            Ok(Opened { conn, socket }) => {
+            Ok(Opened { conn, slot }) => {
                 self.shared.clear_error();
                 self.shared.counters.created.incr();
                 self.shared.connection_opened();
@@ -89,7 +90,8 @@ impl r2d2::ManageConnection for Manager {
                         last_used: now,
                         generation: self.shared.generation.load(Relaxed),
                         broken: false,
-                        socket,
+                        needs_reset: false,
+                        slot,
                     },
                     shared: Arc::clone(&self.shared),
                 })
@@ -115,6 +117,7 @@ impl r2d2::ManageConnection for Manager {
         // Expiry is not checked here: checkout discards expired connections, and r2d2's
         // reaper closes idle ones past DATABASE_MAX_LIFETIME_S. One clock read less per call.
         let broken = conn.meta.broken
+            || conn.meta.slot.as_ref().is_some_and(|s| s.fired().is_some())
             || conn.meta.generation < self.shared.generation.load(Relaxed)
             || diesel::r2d2::R2D2Connection::is_broken(&mut *conn.conn);
         if broken {

@@ -118,7 +118,7 @@ impl Pool {
         let settings = config.pool().clone();
         let shared = Arc::new(Shared::new(name));
         let connector = Connector::new(url, &settings, config.session());
-        let reset = Arc::new(connector.session_reset(settings.acquire_timeout));
+        let reset = Arc::new(connector.session_reset());
         let manager = Manager::new(connector, settings.max_lifetime, Arc::clone(&shared));
         let pool = r2d2::Pool::builder()
             .max_size(settings.max_size)

@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     /// Checkouts, while `DATABASE_LEAK_THRESHOLD_MS` is set (see `leaks`).
     pub leak_watch: LeakWatch,
     error_seq: AtomicU64,
+    /// Connections whose statement the watchdog interrupted (the server did not answer).
+    interrupted: AtomicU64,
     last_error: Mutex<Option<(u64, ConnectError)>>,
 }
 
@@ -38,6 +40,7 @@ impl Shared {
             in_flight: AtomicU32::new(0),
             leak_watch: LeakWatch::default(),
             error_seq: AtomicU64::new(0),
+            interrupted: AtomicU64::new(0),
             last_error: Mutex::new(None),
         }
     }
@@ -72,6 +75,16 @@ impl Shared {
 
     pub fn clear_error(&self) {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// A connection came back from a statement the watchdog interrupted.
+    pub fn note_interrupted(&self) {
+        self.interrupted.fetch_add(1, Relaxed);
+    }
+
+    /// How many connections came back interrupted so far: compare two readings.
+    pub fn interrupted(&self) -> u64 {
+        self.interrupted.load(Relaxed)
     }
 
     /// Marks every connection opened so far as stale.

@@ -15,14 +15,16 @@
 //!
 //! # Layers
 //!
-//! Each module uses only the modules listed after it, so a change travels one way:
+//! Each module uses only the modules listed after it, so a change travels one way
+//! (`tests/layers.rs` reads `src/` and fails on an arrow pointing up or sideways):
 //!
 //! | module | holds |
 //! |---|---|
 //! | [`diagnostics`] | query plans (`EXPLAIN ANALYZE` runs the query): for tests and benchmarks, not the request path |
 //! | [`database`] | the [`Database`] façade: every public operation, each delegating below; the [`Users`](database::Users) / [`Tasks`](database::Tasks) handles; [`Health`](database::Health) |
-//! | [`migrate`], [`repo`], [`tx`] | migrations on one connection under a lock; the user and task operations, written once against `&mut DbConnection` for both backends; transactions on a pool (commit, rollback, savepoints, re-runs, `CommitUnknown`) |
-//! | [`models`], [`schema`], [`sql_types`] | the domain types (users, tasks, typed ids, validation) and the Diesel schema |
+//! | [`repo`] | the user and task operations, written once against `&mut DbConnection` for both backends |
+//! | [`migrate`], [`tx`] | migrations on one connection under a lock; transactions on a pool (commit, rollback, savepoints, re-runs, `CommitUnknown`) |
+//! | [`models`], [`schema`], [`sql_types`] | the domain types (users, tasks, typed ids, validation) and the Diesel schema, in that order |
 //! | [`pool`] | r2d2 pools, acquisition with a hard deadline, the [`Conn`] guard, start-up, [`Stats`] and metrics |
 //! | [`conn`] | one connection: [`DbConnection`], opening and customising it, the session reset, liveness |
 //! | [`config`] | environment → validated [`Config`] |
@@ -46,9 +48,10 @@ pub mod database;
 // Query-plan diagnostics, beside the façade: never on the request path.
 pub mod diagnostics;
 
-// Operations on a connection: migrations, the repositories, transactions.
-pub mod migrate;
+// The repositories, then what they build on: migrations and transactions.
 pub mod repo;
+
+pub mod migrate;
 pub mod tx;
 
 // The domain types and the Diesel schema.

@@ -61,8 +61,12 @@ impl DatabaseUrl {
     /// malformed, or when a password is given for SQLite; the message never contains the secret.
     pub fn parse(variable: &str, raw: &str, password: Option<&str>) -> Result<Self> {
         let raw = raw.trim();
-        // Registered before anything can fail, so that no error below can echo them.
-        register_secret(raw);
+        // Registered before anything can fail, so that no error below can echo them. A SQLite
+        // location carries no secret (a password for SQLite is refused below), and registering
+        // `sqlite::memory:` would mask the crate's own guidance text, which names that form.
+        if !raw.to_ascii_lowercase().starts_with("sqlite:") {
+            register_secret(raw);
+        }
         if let Some(p) = password {
             register_password(p);
         }

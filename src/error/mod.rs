@@ -95,8 +95,8 @@ pub enum Error {
     /// A statement ran longer than `DATABASE_STATEMENT_TIMEOUT_MS` or waited longer than
     /// `DATABASE_LOCK_TIMEOUT_MS` for a lock.
     #[error(
-        "query timed out: {message}; the statement or lock timeout was reached \
-         (DATABASE_STATEMENT_TIMEOUT_MS, DATABASE_LOCK_TIMEOUT_MS)"
+        "query timed out: {message} (bounded by DATABASE_STATEMENT_TIMEOUT_MS and \
+         DATABASE_LOCK_TIMEOUT_MS)"
     )]
     QueryTimeout {
         /// The server's message.
@@ -246,7 +246,9 @@ impl fmt::Display for ConnectFailure {
             Self::Refused => "connection refused",
             Self::Starting => "server starting or shutting down",
             Self::TooManyConnections => "too many connections",
-            Self::Timeout => "connect timeout",
+            // Also a server that stopped answering an open connection (frozen, or a silent
+            // network): the message says which.
+            Self::Timeout => "timed out",
             Self::Unreachable => "network unreachable",
             Self::Authentication => "authentication failed",
             Self::UnknownDatabase => "unknown database",

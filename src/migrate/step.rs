@@ -1,19 +1,46 @@
 //! One migration up or down, with its bookkeeping, in its own transaction (unless the
 //! migration opted out with `run_in_transaction = false`), in a span that records its duration.
+//!
+//! On PostgreSQL every step runs under a short `lock_timeout`
+//! (`DATABASE_MIGRATION_LOCK_TIMEOUT_MS`): a DDL statement waiting for its lock (an `ALTER
+//! TABLE` behind a long read, say) makes every later query on that table queue behind it, so
+//! the step gives up after the lock timeout, rolls back, lets the queue drain, and is re-tried
+//! with backoff (`crate::backoff`) until the run's deadline (`DATABASE_STARTUP_WAIT_MS`). Each
+//! wait is logged with the sessions that held table locks when it ended. This is the pattern
+//! PostgreSQL's documentation of `lock_timeout` and the "lock_timeout and retries" advice of
+//! zero-downtime migration guides describe. SQLite has no `lock_timeout`: its DDL waits on
+//! `busy_timeout` inside the run's write transaction, and is quick.
 
 use std::time::{Duration, Instant};
 
 use diesel::connection::Connection;
 use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text};
 use diesel::sqlite::Sqlite;
 use diesel_migrations::MigrationHarness;
 use tracing::field::Empty;
 
 use super::checksum;
-use super::embedded::{BoxError, Known, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, find};
+use super::embedded::{BoxError, Known, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Source, find};
+use crate::backoff::Backoff;
 use crate::conn::DbConnection;
 use crate::error::{MigrateError, Result};
 use crate::redact::scrub;
+
+/// How long each step may wait for a lock, and when the run gives up re-trying.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bounds {
+    /// `lock_timeout` of each attempt (`DATABASE_MIGRATION_LOCK_TIMEOUT_MS`).
+    pub lock_timeout: Duration,
+    /// The run's deadline (its start + `DATABASE_STARTUP_WAIT_MS`).
+    pub deadline: Instant,
+    /// `DATABASE_STARTUP_WAIT_MS`, for the error message.
+    pub wait: Duration,
+}
+
+/// The first delay between attempts; they grow up to the lock timeout.
+const FIRST_DELAY: Duration = Duration::from_millis(100);
 
 /// Runs `k`'s `up.sql` and records it (Diesel's row and the checksum). Returns how long it
 /// took, in milliseconds.
@@ -22,25 +49,30 @@ use crate::redact::scrub;
     skip_all,
     fields(version = %k.info.version, name = %k.info.name, duration_ms = Empty)
 )]
-pub(super) fn apply(conn: &mut DbConnection, k: &Known) -> Result<u64> {
+pub(super) fn apply(
+    conn: &mut DbConnection,
+    k: &Known,
+    source: &Source,
+    bounds: &Bounds,
+) -> Result<u64> {
     tracing::info!("applying migration");
     let start = Instant::now();
     let step = |conn: &mut DbConnection| -> std::result::Result<(), BoxError> {
         match conn {
             DbConnection::Postgres(pg) => {
-                pg.run_migration(&*find::<Pg>(&POSTGRES_MIGRATIONS, &k.info.name)?)?;
+                pg.run_migration(&*find::<Pg>(&POSTGRES_MIGRATIONS, source, &k.info.name)?)?;
             }
             DbConnection::Sqlite(lite) => {
-                lite.run_migration(&*find::<Sqlite>(&SQLITE_MIGRATIONS, &k.info.name)?)?;
+                lite.run_migration(&*find::<Sqlite>(&SQLITE_MIGRATIONS, source, &k.info.name)?)?;
             }
         }
         checksum::insert(conn, k)?;
         Ok(())
     };
-    in_transaction(conn, k, step).map_err(|e| MigrateError::ApplyFailed {
+    bounded(conn, k, bounds, step, |message| MigrateError::ApplyFailed {
         version: k.info.version.clone(),
         name: k.info.name.clone(),
-        message: scrub(&e.to_string()),
+        message,
     })?;
     let duration_ms = record_duration(start.elapsed());
     tracing::info!(version = %k.info.version, name = %k.info.name, duration_ms, "migration applied");
@@ -53,39 +85,196 @@ pub(super) fn apply(conn: &mut DbConnection, k: &Known) -> Result<u64> {
     skip_all,
     fields(version = %k.info.version, name = %k.info.name, duration_ms = Empty)
 )]
-pub(super) fn unapply(conn: &mut DbConnection, k: &Known) -> Result<()> {
+pub(super) fn unapply(
+    conn: &mut DbConnection,
+    k: &Known,
+    source: &Source,
+    bounds: &Bounds,
+) -> Result<()> {
     let start = Instant::now();
     let step = |conn: &mut DbConnection| -> std::result::Result<(), BoxError> {
         match conn {
             DbConnection::Postgres(pg) => {
-                pg.revert_migration(&*find::<Pg>(&POSTGRES_MIGRATIONS, &k.info.name)?)?;
+                pg.revert_migration(&*find::<Pg>(&POSTGRES_MIGRATIONS, source, &k.info.name)?)?;
             }
             DbConnection::Sqlite(lite) => {
-                lite.revert_migration(&*find::<Sqlite>(&SQLITE_MIGRATIONS, &k.info.name)?)?;
+                lite.revert_migration(&*find::<Sqlite>(&SQLITE_MIGRATIONS, source, &k.info.name)?)?;
             }
         }
         checksum::delete(conn, k)?;
         Ok(())
     };
-    in_transaction(conn, k, step).map_err(|e| MigrateError::RevertFailed {
-        version: k.info.version.clone(),
-        name: k.info.name.clone(),
-        message: scrub(&e.to_string()),
+    bounded(conn, k, bounds, step, |message| {
+        MigrateError::RevertFailed {
+            version: k.info.version.clone(),
+            name: k.info.name.clone(),
+            message,
+        }
     })?;
     let duration_ms = record_duration(start.elapsed());
     tracing::info!(version = %k.info.version, name = %k.info.name, duration_ms, "migration reverted");
     Ok(())
 }
 
+/// Runs `step` under the lock timeout, re-trying it after a lock timeout until the deadline.
+fn bounded(
+    conn: &mut DbConnection,
+    k: &Known,
+    bounds: &Bounds,
+    step: impl Fn(&mut DbConnection) -> std::result::Result<(), BoxError>,
+    failed: impl Fn(String) -> MigrateError,
+) -> Result<()> {
+    let start = Instant::now();
+    let mut delays = Backoff::new(FIRST_DELAY, bounds.lock_timeout).until(bounds.deadline);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        // Never wait past the deadline, and never set 0 (which means "no limit").
+        let left = bounds.deadline.saturating_duration_since(Instant::now());
+        let lock_timeout = bounds.lock_timeout.min(left).max(Duration::from_millis(1));
+        let outcome = match conn {
+            DbConnection::Postgres(_) => with_lock_timeout(conn, k, lock_timeout, &step),
+            DbConnection::Sqlite(_) => in_transaction(conn, k, &step),
+        };
+        let err = match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let message = scrub(&err.to_string());
+        if !(is_lock_timeout(&message) && matches!(conn, DbConnection::Postgres(_))) {
+            return Err(failed(message).into());
+        }
+        let holders = lock_holders(conn);
+        let waited_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::warn!(
+            version = %k.info.version,
+            name = %k.info.name,
+            attempt = attempts,
+            lock_timeout_ms = u64::try_from(lock_timeout.as_millis()).unwrap_or(u64::MAX),
+            waited_ms,
+            holders = %holders,
+            "migration step waited longer than its lock_timeout for a lock and was rolled back \
+             so that queries queued behind it can run; re-trying"
+        );
+        match delays.next() {
+            Some(delay) => std::thread::sleep(delay),
+            None => {
+                return Err(MigrateError::StepLockTimeout {
+                    version: k.info.version.clone(),
+                    name: k.info.name.clone(),
+                    limit: bounds.wait,
+                    lock_timeout: bounds.lock_timeout,
+                    attempts,
+                    holders,
+                }
+                .into());
+            }
+        }
+    }
+}
+
+/// diesel_migrations wraps the statement's error in a type it does not export, so the lock
+/// timeout (SQLSTATE 55P03) is recognised by PostgreSQL's message, which the connection layer
+/// keeps in English (see `error::classify`).
+fn is_lock_timeout(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("canceling statement due to lock timeout")
+}
+
+/// Runs `step` with `lock_timeout` set: transaction-local for a transactional step; for one
+/// that runs outside a transaction, on the session, and put back afterwards.
+fn with_lock_timeout(
+    conn: &mut DbConnection,
+    k: &Known,
+    lock_timeout: Duration,
+    step: &impl Fn(&mut DbConnection) -> std::result::Result<(), BoxError>,
+) -> std::result::Result<(), BoxError> {
+    // An integer from the configuration, bound as a parameter: no text reaches the SQL.
+    let ms = i32::try_from(lock_timeout.as_millis()).unwrap_or(i32::MAX);
+    let set = |conn: &mut DbConnection, value: &str, local: bool| -> QueryResult<()> {
+        diesel::sql_query("SELECT set_config('lock_timeout', $1, $2)")
+            .bind::<Text, _>(value)
+            .bind::<diesel::sql_types::Bool, _>(local)
+            .execute(conn)
+            .map(|_| ())
+    };
+    let value = format!("{ms}ms");
+    if k.run_in_transaction {
+        conn.transaction(|conn| {
+            set(conn, &value, true)?;
+            step(conn)
+        })
+    } else {
+        let previous: String =
+            diesel::select(diesel::dsl::sql::<Text>("current_setting('lock_timeout')"))
+                .get_result(conn)?;
+        set(conn, &value, false)?;
+        let outcome = step(conn);
+        set(conn, &previous, false)?;
+        outcome
+    }
+}
+
 fn in_transaction(
     conn: &mut DbConnection,
     k: &Known,
-    step: impl FnOnce(&mut DbConnection) -> std::result::Result<(), BoxError>,
+    step: &impl Fn(&mut DbConnection) -> std::result::Result<(), BoxError>,
 ) -> std::result::Result<(), BoxError> {
     if k.run_in_transaction {
         conn.transaction(step)
     } else {
         step(conn)
+    }
+}
+
+#[derive(QueryableByName)]
+struct Holder {
+    #[diesel(sql_type = Integer)]
+    pid: i32,
+    #[diesel(sql_type = Text)]
+    application_name: String,
+    #[diesel(sql_type = BigInt)]
+    transaction_ms: i64,
+    #[diesel(sql_type = Text)]
+    tables: String,
+}
+
+/// The sessions that hold locks on tables of this database, inside a transaction, oldest
+/// transaction first (at most 5), from `pg_locks` and `pg_stat_activity`: after a lock
+/// timeout the statement no longer waits, so `pg_blocking_pids` of this session is empty;
+/// the oldest open transaction holding a lock on the migrated table is the usual culprit.
+fn lock_holders(conn: &mut DbConnection) -> String {
+    let sql = "SELECT a.pid, coalesce(a.application_name, '') AS application_name, \
+                      (extract(epoch FROM now() - a.xact_start) * 1000)::bigint AS transaction_ms, \
+                      string_agg(DISTINCT c.relname::text, ', ') AS tables \
+                 FROM pg_locks l \
+                 JOIN pg_stat_activity a ON a.pid = l.pid \
+                 JOIN pg_class c ON c.oid = l.relation \
+                WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() \
+                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                  AND a.xact_start IS NOT NULL AND c.relkind IN ('r', 'p') \
+                  AND c.relnamespace <> 'pg_catalog'::regnamespace \
+                GROUP BY a.pid, a.application_name, a.xact_start \
+                ORDER BY a.xact_start LIMIT 5";
+    match diesel::sql_query(sql).load::<Holder>(conn) {
+        Ok(holders) if holders.is_empty() => {
+            "no session holds a table lock any more (the blocker has finished)".to_owned()
+        }
+        Ok(holders) => holders
+            .iter()
+            .map(|h| {
+                format!(
+                    "pid {} (application_name {:?}, transaction open {:.1} s, holds locks on {})",
+                    h.pid,
+                    h.application_name,
+                    h.transaction_ms as f64 / 1000.0,
+                    h.tables
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("(could not read pg_locks: {})", scrub(&e.to_string())),
     }
 }
 

@@ -104,6 +104,59 @@ fn file_sql(dir: &std::path::Path) -> impl Fn(&str) -> Result<String> {
     }
 }
 
+/// One embedded migration's `up.sql`, for tools that read the SQL (`taskstore migrate check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MigrationSql {
+    /// The directory name, `2026-11-27-000001_create_users_and_tasks`.
+    pub name: String,
+    /// The text of its `up.sql`.
+    pub up_sql: &'static str,
+    /// `false` when its `metadata.toml` says `run_in_transaction = false`.
+    pub run_in_transaction: bool,
+}
+
+/// The `up.sql` of every migration embedded for `backend`, oldest first.
+///
+/// Errors: [`MigrateError::Source`] when the embedding is inconsistent (a build problem).
+pub fn embedded_up_sql(backend: BackendKind) -> Result<Vec<MigrationSql>> {
+    let (migrations, sql) = match backend {
+        BackendKind::Postgres => (
+            MigrationSource::<Pg>::migrations(&POSTGRES_MIGRATIONS)
+                .map_err(source_error)?
+                .into_iter()
+                .map(|m| (m.name().to_string(), m.metadata().run_in_transaction()))
+                .collect::<Vec<_>>(),
+            sql::POSTGRES_UP_SQL,
+        ),
+        BackendKind::Sqlite => (
+            MigrationSource::<Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                .map_err(source_error)?
+                .into_iter()
+                .map(|m| (m.name().to_string(), m.metadata().run_in_transaction()))
+                .collect::<Vec<_>>(),
+            sql::SQLITE_UP_SQL,
+        ),
+    };
+    let mut out = migrations
+        .into_iter()
+        .map(|(name, run_in_transaction)| {
+            let up_sql = sql
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, up)| *up)
+                .ok_or_else(|| source_error(format!("migration {name} has no embedded up.sql")))?;
+            Ok(MigrationSql {
+                name,
+                up_sql,
+                run_in_transaction,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
 /// The backend's migrations from `source`, oldest first.
 pub(super) fn known(backend: BackendKind, source: &Source) -> Result<Vec<Known>> {
     match (source, backend) {

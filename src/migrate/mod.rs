@@ -54,7 +54,7 @@ use tracing::field::Empty;
 
 pub use self::checksum::CHECKSUM_TABLE;
 use self::embedded::Source;
-pub use self::embedded::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+pub use self::embedded::{MigrationSql, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, embedded_up_sql};
 pub use self::lock::LOCK_KEY;
 pub use self::status::{AppliedMigration, MigrationInfo, MigrationStatus};
 use crate::config::{

@@ -21,6 +21,17 @@
 //! until `DATABASE_STARTUP_WAIT_MS` is spent (see `step.rs`), so that DDL queued for a lock
 //! never stalls the queries behind it for longer than that timeout.
 //!
+//! A migration whose `metadata.toml` says `run_in_transaction = false` (diesel_migrations'
+//! own switch) runs outside a transaction, still under the migration lock, so that `CREATE
+//! INDEX CONCURRENTLY` works. Keep such a migration to one statement: PostgreSQL runs a
+//! multi-statement string as one implicit transaction, where `CONCURRENTLY` is refused (`taskstore
+//! migrate check` reports it). Before it runs, indexes left `INVALID` by an interrupted
+//! concurrent build are dropped (see `invalid_index.rs`), so the step builds them again; write
+//! it as `CREATE INDEX CONCURRENTLY IF NOT EXISTS` so that a build that finished before its
+//! bookkeeping was written is not an error on the next start. On SQLite the whole run is one
+//! write transaction, so such a step runs inside it as written: SQLite has no `CONCURRENTLY`
+//! (its migration says plain `CREATE INDEX`), and its DDL is quick.
+//!
 //! A run refuses, with a [`MigrateError`] a caller can match, a database that carries
 //! migrations this binary does not know (a newer release ran them) or an applied migration
 //! whose `up.sql` changed.
@@ -43,6 +54,7 @@
 
 mod checksum;
 mod embedded;
+mod invalid_index;
 mod lock;
 mod status;
 mod step;
@@ -190,6 +202,9 @@ impl Migrator {
                     .iter()
                     .find(|k| &k.info == info)
                     .expect("pending migrations are known");
+                if !k.run_in_transaction {
+                    invalid_index::drop_invalid(conn)?;
+                }
                 let duration_ms = step::apply(conn, k, &self.source, &self.bounds(start))?;
                 done.push(AppliedMigration {
                     migration: info.clone(),

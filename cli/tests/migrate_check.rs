@@ -440,3 +440,150 @@ fn postgres_the_projects_own_migrations_pass_the_check() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("0 finding(s)"), "{text}");
 }
+
+/// The README's expand/contract blocks, in order: (release, directory name, `up.sql`).
+fn readme_expand_contract() -> Vec<(u32, String, String)> {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("### Expand/contract")
+        .expect("README has the expand/contract section");
+    let section = &readme[start..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    section
+        .split("```sql\n")
+        .skip(1)
+        .map(|block| {
+            let sql = &block[..block.find("```").unwrap()];
+            let header = sql.lines().next().unwrap();
+            let (release, path) = header
+                .strip_prefix("-- release ")
+                .and_then(|h| h.split_once(": "))
+                .unwrap_or_else(|| panic!("block header: {header}"));
+            let dir = path.strip_suffix("/up.sql").unwrap().to_owned();
+            (release.parse().unwrap(), dir, sql.to_owned())
+        })
+        .collect()
+}
+
+/// The product's PostgreSQL migrations plus `extra` (directory name, `up.sql`).
+fn product_plus(extra: &[(String, String)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let product = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/postgres");
+    for entry in std::fs::read_dir(&product).unwrap() {
+        let entry = entry.unwrap();
+        let to = dir.path().join(entry.file_name());
+        std::fs::create_dir(&to).unwrap();
+        for file in std::fs::read_dir(entry.path()).unwrap() {
+            let file = file.unwrap();
+            std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
+        }
+    }
+    for (name, sql) in extra {
+        let m = dir.path().join(name);
+        std::fs::create_dir(&m).unwrap();
+        std::fs::write(m.join("up.sql"), sql).unwrap();
+        std::fs::write(m.join("down.sql"), "").unwrap();
+    }
+    dir
+}
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Notes {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    notes: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    description: Option<String>,
+}
+
+fn notes_of(conn: &mut PgConnection, title: &str) -> Notes {
+    diesel::sql_query("SELECT notes, description FROM tasks WHERE title = $1")
+        .bind::<diesel::sql_types::Text, _>(title)
+        .get_result(conn)
+        .unwrap()
+}
+
+/// The README's expand/contract example: the one-step rename is refused; the check passes
+/// after each release; the migrations run on PostgreSQL, and writes of release 0 (description)
+/// and release 1 (notes) stay in step in between.
+#[test]
+fn postgres_readme_expand_contract_passes_the_check_at_each_release() {
+    let blocks = readme_expand_contract();
+    assert_eq!(
+        blocks.iter().map(|b| b.0).collect::<Vec<_>>(),
+        [1, 1, 2],
+        "two migrations in release 1, one in release 2"
+    );
+    let rename = product_plus(&[(
+        "2027-01-01-000001_tasks_rename".to_owned(),
+        "ALTER TABLE tasks RENAME COLUMN description TO notes;\n".to_owned(),
+    )]);
+    let (code, rules, _) = check(rename.path());
+    assert_eq!((code, rules), (4, vec!["rename-column".to_owned()]));
+
+    let pg = PgTestDb::create();
+    let config = taskstore::Config::from_vars([
+        ("DATABASE_URL", pg.url.as_str()),
+        ("DATABASE_POOL_MAX_SIZE", "1"),
+    ])
+    .unwrap();
+    drop(taskstore::Database::connect(&config).unwrap());
+    let mut conn = PgConnection::establish(&pg.url).unwrap();
+    conn.batch_execute(
+        "INSERT INTO users (id, email, password_hash, created_at, updated_at) \
+         VALUES (gen_random_uuid(), 'expand@example.com', 'x', now(), now()); \
+         INSERT INTO tasks (id, user_id, title, description, created_at, updated_at) \
+         SELECT gen_random_uuid(), id, 'before', 'written by release 0', now(), now() FROM users",
+    )
+    .unwrap();
+    let mut migrate_conn = taskstore::migrate::connect(&config).unwrap();
+    for release in [1, 2] {
+        let upto: Vec<(String, String)> = blocks
+            .iter()
+            .filter(|b| b.0 <= release)
+            .map(|b| (b.1.clone(), b.2.clone()))
+            .collect();
+        let dir = product_plus(&upto);
+        let (code, rules, json) = check(dir.path());
+        assert_eq!(code, 0, "release {release}: {rules:?} {json}");
+        let acknowledged = json["acknowledged"].as_array().unwrap().len();
+        assert_eq!(acknowledged, usize::from(release == 2), "{json}");
+        let applied = taskstore::migrate::Migrator::from_config(&config)
+            .directory(dir.path())
+            .run(&mut migrate_conn)
+            .unwrap();
+        assert_eq!(applied.len(), if release == 1 { 2 } else { 1 });
+        if release == 1 {
+            // Backfilled; then release 0 and release 1 write side by side.
+            assert_eq!(
+                notes_of(&mut conn, "before").notes.as_deref(),
+                Some("written by release 0")
+            );
+            conn.batch_execute(
+                "INSERT INTO tasks (id, user_id, title, description, created_at, updated_at) \
+                 SELECT gen_random_uuid(), id, 'release 0', 'r0', now(), now() FROM users; \
+                 INSERT INTO tasks (id, user_id, title, notes, created_at, updated_at) \
+                 SELECT gen_random_uuid(), id, 'release 1', 'r1', now(), now() FROM users; \
+                 UPDATE tasks SET description = 'r0 again' WHERE title = 'before'",
+            )
+            .unwrap();
+            let same = |n: Notes| n.notes == n.description;
+            assert!(same(notes_of(&mut conn, "release 0")));
+            assert!(same(notes_of(&mut conn, "release 1")));
+            assert_eq!(
+                notes_of(&mut conn, "before").notes.as_deref(),
+                Some("r0 again")
+            );
+        }
+    }
+    // Release 2 dropped the column; the notes are all there.
+    assert!(conn.batch_execute("SELECT description FROM tasks").is_err());
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query("SELECT count(*) AS n FROM tasks WHERE notes IS NOT NULL")
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(n.n, 3);
+}

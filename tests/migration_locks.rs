@@ -294,7 +294,10 @@ fn postgres_alter_behind_a_read_that_never_ends_fails_at_the_startup_wait_with_t
         panic!("{err:?}")
     };
     assert!(*attempts >= 2, "{err}");
+    // After the first timeout a second connection watches pg_blocking_pids.
+    assert!(holders.contains("pg_blocking_pids"), "{err}");
     assert!(holders.contains(&format!("pid {reader_pid} ")), "{err}");
+    assert!(holders.contains("idle in transaction"), "{err}");
     assert!(holders.contains("\"long_reader\""), "{err}");
     assert!(holders.contains("transaction open"), "{err}");
     let text = err.to_string();

@@ -87,9 +87,9 @@ pub enum MigrateError {
     #[error(
         "migration {name} could not take its table locks within DATABASE_STARTUP_WAIT_MS ({} \
          ms): {attempts} attempt(s), each giving up after lock_timeout {} ms so that other \
-         queries were not blocked behind it. Sessions holding table locks at the last attempt: \
-         {holders}. End or wait for those transactions (SELECT pg_terminate_backend(pid)), or \
-         raise DATABASE_STARTUP_WAIT_MS, then start again",
+         queries were not blocked behind it. What blocked it: {holders}. End or wait for \
+         those transactions (SELECT pg_terminate_backend(pid)), or raise \
+         DATABASE_STARTUP_WAIT_MS, then start again",
         limit.as_millis(),
         lock_timeout.as_millis()
     )]
@@ -104,8 +104,10 @@ pub enum MigrateError {
         lock_timeout: Duration,
         /// How many attempts timed out.
         attempts: u32,
-        /// The sessions that held table locks when the last attempt timed out: pid,
-        /// `application_name`, how long their transaction had been open, which tables.
+        /// What blocked the step: the sessions in `pg_blocking_pids` of the migrating session
+        /// as a watcher connection last saw them, else those holding table locks in
+        /// `pg_locks` after the last timeout; each with pid, `application_name` and how long
+        /// its transaction had been open.
         holders: String,
     },
 

@@ -90,11 +90,13 @@ pub const DEFAULT_STEP_LOCK_TIMEOUT: Duration =
 /// [`run`] and [`revert`] are `Migrator::new().run(..)` and `.revert(..)`; build one with
 /// [`Migrator::from_config`] to wait as long as `DATABASE_STARTUP_WAIT_MS` and
 /// `DATABASE_MIGRATION_LOCK_TIMEOUT_MS` say, as start-up and the CLI do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Migrator {
     lock_wait: Duration,
     step_lock_timeout: Duration,
     source: Source,
+    /// Where a second connection can watch a blocked step from (set by `from_config`).
+    observer: Option<Config>,
 }
 
 impl Default for Migrator {
@@ -103,6 +105,7 @@ impl Default for Migrator {
             lock_wait: DEFAULT_LOCK_WAIT,
             step_lock_timeout: DEFAULT_STEP_LOCK_TIMEOUT,
             source: Source::Embedded,
+            observer: None,
         }
     }
 }
@@ -114,11 +117,15 @@ impl Migrator {
     }
 
     /// Waits up to `DATABASE_STARTUP_WAIT_MS` in all, each step's statements waiting at most
-    /// `DATABASE_MIGRATION_LOCK_TIMEOUT_MS` for a lock at a time.
+    /// `DATABASE_MIGRATION_LOCK_TIMEOUT_MS` for a lock at a time. Once a step has timed out,
+    /// a second connection (to the migration URL) watches `pg_blocking_pids` of the migrating
+    /// session, so that the log and the error name the sessions that blocked it.
     pub fn from_config(config: &Config) -> Self {
-        Self::new()
+        let mut migrator = Self::new()
             .lock_wait(config.pool().startup_wait)
-            .step_lock_timeout(config.migration_lock_timeout())
+            .step_lock_timeout(config.migration_lock_timeout());
+        migrator.observer = Some(config.clone());
+        migrator
     }
 
     /// Bounds the whole wait of a run on PostgreSQL: for the migration lock (then
@@ -150,8 +157,9 @@ impl Migrator {
         self
     }
 
-    fn bounds(&self, start: Instant) -> step::Bounds {
+    fn bounds(&self, start: Instant) -> step::Bounds<'_> {
         step::Bounds {
+            observer: self.observer.as_ref(),
             lock_timeout: self.step_lock_timeout,
             deadline: start + self.lock_wait,
             wait: self.lock_wait,

@@ -6,11 +6,16 @@
 //! TABLE` behind a long read, say) makes every later query on that table queue behind it, so
 //! the step gives up after the lock timeout, rolls back, lets the queue drain, and is re-tried
 //! with backoff (`crate::backoff`) until the run's deadline (`DATABASE_STARTUP_WAIT_MS`). Each
-//! wait is logged with the sessions that held table locks when it ended. This is the pattern
+//! wait is logged with what blocked it: after the first timeout, the sessions a second
+//! connection saw in `pg_blocking_pids` of the migrating session ([`Watcher`]); before that (or
+//! without a configuration to connect with), the sessions holding table locks (`pg_locks`),
+//! oldest transaction first. This is the pattern
 //! PostgreSQL's documentation of `lock_timeout` and the "lock_timeout and retries" advice of
 //! zero-downtime migration guides describe. SQLite has no `lock_timeout`: its DDL waits on
 //! `busy_timeout` inside the run's write transaction, and is quick.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::connection::Connection;
@@ -24,13 +29,16 @@ use tracing::field::Empty;
 use super::checksum;
 use super::embedded::{BoxError, Known, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Source, find};
 use crate::backoff::Backoff;
+use crate::config::Config;
 use crate::conn::DbConnection;
 use crate::error::{MigrateError, Result};
 use crate::redact::scrub;
 
 /// How long each step may wait for a lock, and when the run gives up re-trying.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Bounds {
+pub(super) struct Bounds<'a> {
+    /// Where a watcher connection can be opened from (none: diagnose from `pg_locks` only).
+    pub observer: Option<&'a Config>,
     /// `lock_timeout` of each attempt (`DATABASE_MIGRATION_LOCK_TIMEOUT_MS`).
     pub lock_timeout: Duration,
     /// The run's deadline (its start + `DATABASE_STARTUP_WAIT_MS`).
@@ -53,7 +61,7 @@ pub(super) fn apply(
     conn: &mut DbConnection,
     k: &Known,
     source: &Source,
-    bounds: &Bounds,
+    bounds: &Bounds<'_>,
 ) -> Result<u64> {
     tracing::info!("applying migration");
     let start = Instant::now();
@@ -89,7 +97,7 @@ pub(super) fn unapply(
     conn: &mut DbConnection,
     k: &Known,
     source: &Source,
-    bounds: &Bounds,
+    bounds: &Bounds<'_>,
 ) -> Result<()> {
     let start = Instant::now();
     let step = |conn: &mut DbConnection| -> std::result::Result<(), BoxError> {
@@ -120,13 +128,14 @@ pub(super) fn unapply(
 fn bounded(
     conn: &mut DbConnection,
     k: &Known,
-    bounds: &Bounds,
+    bounds: &Bounds<'_>,
     step: impl Fn(&mut DbConnection) -> std::result::Result<(), BoxError>,
     failed: impl Fn(String) -> MigrateError,
 ) -> Result<()> {
     let start = Instant::now();
     let mut delays = Backoff::new(FIRST_DELAY, bounds.lock_timeout).until(bounds.deadline);
     let mut attempts = 0u32;
+    let mut watcher: Option<Watcher> = None;
     loop {
         attempts += 1;
         // Never wait past the deadline, and never set 0 (which means "no limit").
@@ -144,7 +153,16 @@ fn bounded(
         if !(is_lock_timeout(&message) && matches!(conn, DbConnection::Postgres(_))) {
             return Err(failed(message).into());
         }
-        let holders = lock_holders(conn);
+        let holders = match watcher.as_ref().and_then(Watcher::take) {
+            Some(blockers) => blockers,
+            None => lock_holders(conn),
+        };
+        if watcher.is_none()
+            && let Some(config) = bounds.observer
+            && let Ok(pid) = backend_pid(conn)
+        {
+            watcher = Some(Watcher::start(config.clone(), pid));
+        }
         let waited_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::warn!(
             version = %k.info.version,
@@ -246,7 +264,7 @@ struct Holder {
 /// the oldest open transaction holding a lock on the migrated table is the usual culprit.
 fn lock_holders(conn: &mut DbConnection) -> String {
     let sql = "SELECT a.pid, coalesce(a.application_name, '') AS application_name, \
-                      (extract(epoch FROM now() - a.xact_start) * 1000)::bigint AS transaction_ms, \
+                      greatest(extract(epoch FROM now() - a.xact_start) * 1000, 0)::bigint AS transaction_ms, \
                       string_agg(DISTINCT c.relname::text, ', ') AS tables \
                  FROM pg_locks l \
                  JOIN pg_stat_activity a ON a.pid = l.pid \
@@ -261,7 +279,9 @@ fn lock_holders(conn: &mut DbConnection) -> String {
         Ok(holders) if holders.is_empty() => {
             "no session holds a table lock any more (the blocker has finished)".to_owned()
         }
-        Ok(holders) => holders
+        Ok(holders) => format!(
+            "sessions holding table locks (pg_locks), oldest transaction first: {}",
+            holders
             .iter()
             .map(|h| {
                 format!(
@@ -272,10 +292,108 @@ fn lock_holders(conn: &mut DbConnection) -> String {
                     h.tables
                 )
             })
-            .collect::<Vec<_>>()
-            .join("; "),
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
         Err(e) => format!("(could not read pg_locks: {})", scrub(&e.to_string())),
     }
+}
+
+fn backend_pid(conn: &mut DbConnection) -> QueryResult<i32> {
+    diesel::select(diesel::dsl::sql::<Integer>("pg_backend_pid()")).get_result(conn)
+}
+
+#[derive(QueryableByName)]
+struct Blocker {
+    #[diesel(sql_type = Integer)]
+    pid: i32,
+    #[diesel(sql_type = Text)]
+    application_name: String,
+    #[diesel(sql_type = BigInt)]
+    transaction_ms: i64,
+    #[diesel(sql_type = Text)]
+    state: String,
+}
+
+/// Watches the migrating session from a connection of its own while its step is re-tried:
+/// every 50 ms it reads `pg_blocking_pids` of that session, with each blocker's
+/// `application_name`, transaction age and state from `pg_stat_activity`, and keeps the last
+/// non-empty answer. The migrating session cannot ask itself: while it waits it runs nothing,
+/// and once its lock timeout fires it no longer waits. Stops when dropped (the thread ends at
+/// its next poll, and any connect in progress ends within `DATABASE_CONNECT_TIMEOUT_MS`).
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Option<String>>>,
+}
+
+impl Watcher {
+    fn start(config: Config, pid: i32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(None));
+        let (stop_flag, last) = (stop.clone(), seen.clone());
+        let spawned = std::thread::Builder::new()
+            .name("taskstore-migrate-watch".into())
+            .spawn(move || {
+                let Ok(mut conn) = super::connect(&config) else {
+                    return;
+                };
+                while !stop_flag.load(Ordering::Relaxed) {
+                    if let Ok(blockers) = blockers_of(&mut conn, pid)
+                        && !blockers.is_empty()
+                    {
+                        *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(blockers);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "could not start the migration lock watcher");
+        }
+        Self { stop, seen }
+    }
+
+    /// The blockers last seen, if any (they may date from an earlier attempt of this step:
+    /// the last attempt before the deadline can be too short for a poll).
+    fn take(&self) -> Option<String> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn blockers_of(conn: &mut DbConnection, pid: i32) -> QueryResult<String> {
+    let blockers = diesel::sql_query(
+        "SELECT a.pid, coalesce(a.application_name, '') AS application_name, \
+                coalesce(greatest(extract(epoch FROM now() - a.xact_start) * 1000, 0)::bigint, 0) \
+                  AS transaction_ms, \
+                coalesce(a.state, '') AS state \
+           FROM pg_stat_activity a \
+          WHERE a.pid = ANY (pg_blocking_pids($1)) \
+          ORDER BY a.xact_start",
+    )
+    .bind::<Integer, _>(pid)
+    .load::<Blocker>(conn)?;
+    if blockers.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        "blocking sessions (pg_blocking_pids): {}",
+        blockers
+            .iter()
+            .map(|b| format!(
+                "pid {} (application_name {:?}, transaction open {:.1} s, {})",
+                b.pid,
+                b.application_name,
+                b.transaction_ms as f64 / 1000.0,
+                b.state
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ))
 }
 
 /// Records `elapsed` on the current span and returns it in milliseconds.

@@ -198,3 +198,46 @@ fn sqlite_index_count(conn: &mut taskstore::DbConnection) -> i64 {
     .unwrap()
     .n
 }
+
+/// A concurrent build waits for every transaction with an older snapshot; under the step's
+/// lock timeout it is cancelled half-way, leaving an INVALID index. The re-try drops it and
+/// builds again — with `IF NOT EXISTS`, re-running without that would record the step as done
+/// over a broken index.
+#[test]
+fn postgres_a_concurrent_build_cancelled_by_the_lock_timeout_is_rebuilt_on_the_retry() {
+    common::init_tracing();
+    let pg = PgTestDb::create();
+    let config = Config::from_vars([
+        ("DATABASE_URL", pg.url.as_str()),
+        ("DATABASE_MIGRATION_LOCK_TIMEOUT_MS", "300"),
+        ("DATABASE_STARTUP_WAIT_MS", "20000"),
+    ])
+    .unwrap();
+    let mut conn = migrate::connect(&config).unwrap();
+    migrate::run(&mut conn).unwrap();
+    let dir = directory(
+        "postgres",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS tasks_title_idx ON tasks (title);\n",
+        "DROP INDEX CONCURRENTLY IF EXISTS tasks_title_idx;\n",
+    );
+    // A transaction holding a snapshot, ended after 1.5 s.
+    let mut reader = PgConnection::establish(&pg.url).unwrap();
+    reader
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM users")
+        .unwrap();
+    let hold = std::time::Duration::from_millis(1500);
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(hold);
+        reader.batch_execute("COMMIT").unwrap();
+    });
+    let start = std::time::Instant::now();
+    let applied = Migrator::from_config(&config)
+        .directory(dir.path())
+        .run(&mut conn)
+        .unwrap();
+    let took = start.elapsed();
+    releaser.join().unwrap();
+    assert_eq!(applied.len(), 1);
+    assert!(took >= hold, "the build waited for the snapshot: {took:?}");
+    assert_eq!(index_state(&pg.url, "tasks_title_idx"), Some(true));
+}

@@ -1,9 +1,10 @@
 //! Indexes left `INVALID` by an interrupted `CREATE INDEX CONCURRENTLY` (or `REINDEX …
 //! CONCURRENTLY`): PostgreSQL keeps such an index, maintains it on every write, never uses it
 //! for reads, and a re-run of the migration then fails ("already exists") or, with `IF NOT
-//! EXISTS`, silently keeps the broken index. Before a non-transactional step runs, under the
-//! migration lock, each one in the session's schemas is dropped with `DROP INDEX
-//! CONCURRENTLY`, so that the step builds it again. An index whose build is still in
+//! EXISTS`, silently keeps the broken index. Before each attempt of a non-transactional step
+//! (the first, and every re-try after a lock timeout, which cancels a build half-way), under
+//! the migration lock and the step's `lock_timeout`, each one in the session's schemas is
+//! dropped with `DROP INDEX CONCURRENTLY`, so that the step builds it again. An index whose build is still in
 //! progress (`pg_stat_progress_create_index`, another session building it) is left alone.
 //! Source: PostgreSQL's documentation of `CREATE INDEX`, "Building Indexes Concurrently".
 

@@ -210,9 +210,6 @@ impl Migrator {
                     .iter()
                     .find(|k| &k.info == info)
                     .expect("pending migrations are known");
-                if !k.run_in_transaction {
-                    invalid_index::drop_invalid(conn)?;
-                }
                 let duration_ms = step::apply(conn, k, &self.source, &self.bounds(start))?;
                 done.push(AppliedMigration {
                     migration: info.clone(),

@@ -28,6 +28,7 @@ use tracing::field::Empty;
 
 use super::checksum;
 use super::embedded::{BoxError, Known, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Source, find};
+use super::invalid_index;
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::conn::DbConnection;
@@ -66,6 +67,11 @@ pub(super) fn apply(
     tracing::info!("applying migration");
     let start = Instant::now();
     let step = |conn: &mut DbConnection| -> std::result::Result<(), BoxError> {
+        if !k.run_in_transaction {
+            // Before every attempt, also a re-try after a lock timeout, which cancels a
+            // concurrent build half-way and leaves its index INVALID.
+            invalid_index::drop_invalid(conn)?;
+        }
         match conn {
             DbConnection::Postgres(pg) => {
                 pg.run_migration(&*find::<Pg>(&POSTGRES_MIGRATIONS, source, &k.info.name)?)?;

@@ -1,8 +1,8 @@
 //! The crate's one backoff policy. Every loop that waits and tries again — the start-up wait
 //! for the database, acquisition retries, transaction re-runs, SQLite's switch to WAL, a
-//! dropped pool waiting for its in-flight connects — takes its delays from [`Backoff`], so
-//! there is one jitter rule to reason about and to tune. (The migration lock has no loop of
-//! its own: the server queues waiters on `pg_advisory_lock`; see `migrate::lock`.)
+//! dropped pool waiting for its in-flight connects, polls for the migration lock, re-tries of
+//! a migration step after a lock timeout — takes its delays from [`Backoff`], so there is one
+//! jitter rule to reason about and to tune.
 //!
 //! The policy: exponential growth from a base delay (factor 2, the `retry` crate's
 //! [`Exponential`]), capped, with "equal jitter" (each delay uniform in `[d/2, d]`, from the

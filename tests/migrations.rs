@@ -309,8 +309,8 @@ mod postgres_migrations {
         );
     }
 
-    /// The wait is a blocking `pg_advisory_lock`: a waiting run takes the lock the moment the
-    /// holder lets go, not at its next poll or slice (2 s).
+    /// A waiting run polls with backoff capped at 250 ms (`migrate::lock`), so it takes the
+    /// lock soon after the holder lets go, not at its next log slice (2 s).
     #[test]
     fn a_waiting_run_takes_the_lock_as_soon_as_it_is_released() {
         let pg = PgTestDb::create();

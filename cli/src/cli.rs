@@ -72,6 +72,17 @@ pub enum MigrateAction {
         #[arg(long, value_name = "N", default_value_t = 1)]
         steps: usize,
     },
+    /// Check migrations for statements that lock or rewrite tables in use, or break the
+    /// running release (PostgreSQL rules); connects to no database.
+    ///
+    /// Exit codes: 0 no findings (acknowledged ones are listed); 4 findings; 1 when DIR cannot
+    /// be read.
+    Check {
+        /// A Diesel migration directory (`<name>/up.sql`, optional `metadata.toml`); default:
+        /// the PostgreSQL migrations embedded in this binary.
+        #[arg(value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

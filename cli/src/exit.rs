@@ -6,6 +6,7 @@ pub const INTERNAL: u8 = 1;
 /// A usage error: clap's own exit code for one.
 pub const USAGE: u8 = 2;
 pub const CONFIG: u8 = 3;
+/// Bad input, nothing written; also `migrate check`'s "findings" (the migrations are the input).
 pub const VALIDATION: u8 = 4;
 pub const NOT_FOUND: u8 = 5;
 pub const CONFLICT: u8 = 6;

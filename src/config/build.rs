@@ -19,6 +19,7 @@ pub(super) fn build(mut values: Values) -> Result<Config> {
     let session = session(&mut values)?;
     let tx_retry_attempts = values.read("DATABASE_TX_RETRY_ATTEMPTS")?;
     let migrate_on_startup = values.read("DATABASE_MIGRATE_ON_STARTUP")?;
+    let migration_lock_timeout = values.read("DATABASE_MIGRATION_LOCK_TIMEOUT_MS")?;
     let require_tls = values.read("DATABASE_REQUIRE_TLS")?;
     let log_filter = values.read("TASKSTORE_LOG")?;
     tls::check(require_tls, environment, urls.labelled())?;
@@ -31,6 +32,7 @@ pub(super) fn build(mut values: Values) -> Result<Config> {
         session,
         tx_retry_attempts,
         migrate_on_startup,
+        migration_lock_timeout,
         require_tls,
         log_filter,
         sources: values.into_sources(),

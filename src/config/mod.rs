@@ -157,6 +157,8 @@ pub struct Config {
     tx_retry_attempts: u32,
     /// `DATABASE_MIGRATE_ON_STARTUP`.
     migrate_on_startup: bool,
+    /// `DATABASE_MIGRATION_LOCK_TIMEOUT_MS`.
+    migration_lock_timeout: Duration,
     /// `DATABASE_REQUIRE_TLS`.
     require_tls: TlsRequirement,
     /// `TASKSTORE_LOG`.
@@ -304,6 +306,12 @@ impl Config {
     /// `DATABASE_MIGRATE_ON_STARTUP`.
     pub fn migrate_on_startup(&self) -> bool {
         self.migrate_on_startup
+    }
+
+    /// `DATABASE_MIGRATION_LOCK_TIMEOUT_MS`: the `lock_timeout` each migration step runs under
+    /// on PostgreSQL (positive; default 2000 ms).
+    pub fn migration_lock_timeout(&self) -> Duration {
+        self.migration_lock_timeout
     }
 
     /// `DATABASE_REQUIRE_TLS`.

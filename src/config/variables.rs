@@ -246,6 +246,16 @@ pub const SPECS: &[VariableSpec] = &[
         show: |c| c.migrate_on_startup.to_string(),
     },
     VariableSpec {
+        name: "DATABASE_MIGRATION_LOCK_TIMEOUT_MS",
+        // Short: a DDL statement queued for its lock blocks every query behind it, so it gives
+        // up after this long and is re-tried with backoff within DATABASE_STARTUP_WAIT_MS.
+        default: Value("2000"),
+        parse: MS_NONZERO,
+        secret: false,
+        doc: "`lock_timeout` of each migration statement (PostgreSQL)",
+        show: |c| millis(c.migration_lock_timeout),
+    },
+    VariableSpec {
         name: "DATABASE_PREPARED_STATEMENTS",
         default: Value("true"),
         parse: Flag,

@@ -80,6 +80,37 @@ pub enum MigrateError {
         key: i64,
     },
 
+    /// A migration step kept timing out waiting for a table lock (each attempt bounded by
+    /// `DATABASE_MIGRATION_LOCK_TIMEOUT_MS`) until `DATABASE_STARTUP_WAIT_MS` ran out: some
+    /// session kept a transaction open on a table the migration alters. Nothing of the step
+    /// stayed applied.
+    #[error(
+        "migration {name} could not take its table locks within DATABASE_STARTUP_WAIT_MS ({} \
+         ms): {attempts} attempt(s), each giving up after lock_timeout {} ms so that other \
+         queries were not blocked behind it. What blocked it: {holders}. End or wait for \
+         those transactions (SELECT pg_terminate_backend(pid)), or raise \
+         DATABASE_STARTUP_WAIT_MS, then start again",
+        limit.as_millis(),
+        lock_timeout.as_millis()
+    )]
+    StepLockTimeout {
+        /// Its version.
+        version: String,
+        /// Its directory name.
+        name: String,
+        /// How long the run could wait (`DATABASE_STARTUP_WAIT_MS`).
+        limit: Duration,
+        /// The lock timeout of each attempt (`DATABASE_MIGRATION_LOCK_TIMEOUT_MS`).
+        lock_timeout: Duration,
+        /// How many attempts timed out.
+        attempts: u32,
+        /// What blocked the step: the sessions in `pg_blocking_pids` of the migrating session
+        /// as a watcher connection last saw them, else those holding table locks in
+        /// `pg_locks` after the last timeout; each with pid, `application_name` and how long
+        /// its transaction had been open.
+        holders: String,
+    },
+
     /// The advisory lock did not stay on the session that took it: the connection goes
     /// through a transaction-mode pooler, where session locks mean nothing.
     #[error(

@@ -1,13 +1,15 @@
 //! One migration run at a time per database, however many instances start at once.
 //!
-//! - **PostgreSQL**: a session advisory lock ([`LOCK_KEY`]). Taken with a blocking
-//!   `pg_advisory_lock`, as Lemmy does, rather than by polling `pg_try_advisory_lock`: the
-//!   server queues the waiters and wakes the next one the moment the holder lets go, so a
-//!   waiting instance costs no round trips, adds no polling delay after the release, and shows
-//!   up in `pg_locks` as waiting for the key. The wait is cut into slices of at most
-//!   [`SLICE`], each bounded by a transaction-local `lock_timeout`, so that the wait is logged
-//!   between slices and ends at `DATABASE_STARTUP_WAIT_MS` — so there is no retry loop here to
-//!   take delays from [`crate::backoff`]. The lock is then verified: through a
+//! - **PostgreSQL**: a session advisory lock ([`LOCK_KEY`]), taken by polling
+//!   `pg_try_advisory_lock` with delays from [`crate::backoff`] (from [`POLL_FIRST`] up to
+//!   [`POLL_CAP`]), logged every [`SLICE`], until `DATABASE_STARTUP_WAIT_MS`. Not with a
+//!   blocking `pg_advisory_lock` (as Lemmy does, and as this module did): a waiter blocked in
+//!   that statement holds a snapshot for the whole wait, and `CREATE INDEX CONCURRENTLY` run by
+//!   the holder (a `run_in_transaction = false` migration) waits for every transaction with
+//!   an older snapshot to end — the holder waits for the waiter, the waiter for the holder,
+//!   and PostgreSQL reports a deadlock (`tests/migrations_concurrently.rs`, 8 starters, found
+//!   it). A poll is a short statement; between polls a waiter holds nothing. The cost is up to
+//!   [`POLL_CAP`] of delay after the release. The lock is then verified: through a
 //!   transaction-mode pooler the next statement may run on another server session, where it
 //!   is not held.
 //! - **SQLite**: one `BEGIN IMMEDIATE` transaction around the whole run takes the database's
@@ -17,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{BigInt, Bool};
 use diesel::{PgConnection, SqliteConnection};
 use tracing::field::Empty;
 
+use crate::backoff::Backoff;
 use crate::conn::DbConnection;
 use crate::error::{Error, MigrateError, Result};
 use crate::redact::scrub;
@@ -30,8 +33,14 @@ use crate::redact::scrub;
 /// granted AND classid = 1413567307 AND objid = 1398034258`.
 pub const LOCK_KEY: i64 = 0x5441_534B_5354_4F52;
 
-/// The longest single blocking wait for the lock: how often a waiting instance logs.
+/// How often a waiting instance logs.
 const SLICE: Duration = Duration::from_secs(2);
+
+/// The first delay between two polls for the lock.
+const POLL_FIRST: Duration = Duration::from_millis(20);
+
+/// The longest delay between two polls: the most a waiter adds after the holder lets go.
+const POLL_CAP: Duration = Duration::from_millis(250);
 
 /// Runs `f` on `conn` while holding the migration lock, waiting at most `wait` for it (on
 /// SQLite, `busy_timeout` bounds the wait instead). The lock is released afterwards, also
@@ -67,30 +76,27 @@ pub(super) fn locked<T>(
 )]
 fn lock_postgres(pg: &mut PgConnection, wait: Duration) -> Result<()> {
     let start = Instant::now();
-    let got = diesel::select(
-        diesel::dsl::sql::<Bool>("pg_try_advisory_lock(")
-            .bind::<BigInt, _>(LOCK_KEY)
-            .sql(")"),
-    )
-    .get_result::<bool>(pg)?;
-    if !got {
+    if !try_lock(pg)? {
         tracing::info!(
             limit_ms = millis(wait),
             "waiting for the migration lock: another instance is migrating"
         );
+        let mut delays = Backoff::new(POLL_FIRST, POLL_CAP).until(start + wait);
+        let mut logged = Instant::now();
         loop {
-            let left = wait.saturating_sub(start.elapsed());
-            if left.is_zero() {
+            let Some(delay) = delays.next() else {
                 return Err(MigrateError::LockTimeout {
                     limit: wait,
                     key: LOCK_KEY,
                 }
                 .into());
-            }
-            if lock_within(pg, left.min(SLICE))? {
+            };
+            std::thread::sleep(delay);
+            if try_lock(pg)? {
                 break;
             }
-            if start.elapsed() < wait {
+            if logged.elapsed() >= SLICE {
+                logged = Instant::now();
                 tracing::info!(
                     waited_ms = millis(start.elapsed()),
                     limit_ms = millis(wait),
@@ -105,26 +111,14 @@ fn lock_postgres(pg: &mut PgConnection, wait: Duration) -> Result<()> {
     verify_held(pg)
 }
 
-/// One blocking `pg_advisory_lock` bounded by `limit`: `Ok(false)` when the limit (or the
-/// session's `statement_timeout`, if shorter) ran out first.
-fn lock_within(pg: &mut PgConnection, limit: Duration) -> Result<bool> {
-    // `lock_timeout = 0` would mean "wait for ever": never round down to it.
-    let timeout = format!("{}ms", limit.as_millis().clamp(1, i32::MAX as u128));
-    let outcome = pg.transaction(|pg| {
-        // Transaction-local, so the session's own lock_timeout is back afterwards; the
-        // session-level advisory lock outlives the transaction.
-        diesel::sql_query("SELECT set_config('lock_timeout', $1, true)")
-            .bind::<Text, _>(&timeout)
-            .execute(pg)?;
-        diesel::sql_query("SELECT pg_advisory_lock($1)")
+/// One `pg_try_advisory_lock`: a short statement that never waits.
+fn try_lock(pg: &mut PgConnection) -> Result<bool> {
+    Ok(diesel::select(
+        diesel::dsl::sql::<Bool>("pg_try_advisory_lock(")
             .bind::<BigInt, _>(LOCK_KEY)
-            .execute(pg)
-    });
-    match outcome.map_err(Error::from) {
-        Ok(_) => Ok(true),
-        Err(Error::QueryTimeout { .. }) => Ok(false),
-        Err(e) => Err(e),
-    }
+            .sql(")"),
+    )
+    .get_result::<bool>(pg)?)
 }
 
 /// Through a transaction-mode pooler the lock may have been taken on a server session that

@@ -14,8 +14,23 @@
 //! stops there, taking no lock and writing nothing. Otherwise it takes the migration lock (see
 //! `lock.rs`: a PostgreSQL session advisory lock, [`LOCK_KEY`], or SQLite's write lock) and
 //! reads again under it, so any number of instances starting at once apply each migration
-//! exactly once: the first applies, the others wait, then find nothing pending. Each migration runs in its own transaction with its checksum row, in a
-//! `migrate.apply` span that records its duration.
+//! exactly once: the first applies, the others wait, then find nothing pending. Each migration
+//! runs in its own transaction with its checksum row, in a `migrate.apply` span that records its
+//! duration. On PostgreSQL each step runs under a short `lock_timeout`
+//! (`DATABASE_MIGRATION_LOCK_TIMEOUT_MS`) and is re-tried with backoff after a lock timeout
+//! until `DATABASE_STARTUP_WAIT_MS` is spent (see `step.rs`), so that DDL queued for a lock
+//! never stalls the queries behind it for longer than that timeout.
+//!
+//! A migration whose `metadata.toml` says `run_in_transaction = false` (diesel_migrations'
+//! own switch) runs outside a transaction, still under the migration lock, so that `CREATE
+//! INDEX CONCURRENTLY` works. Keep such a migration to one statement: PostgreSQL runs a
+//! multi-statement string as one implicit transaction, where `CONCURRENTLY` is refused (`taskstore
+//! migrate check` reports it). Before it runs, indexes left `INVALID` by an interrupted
+//! concurrent build are dropped (see `invalid_index.rs`), so the step builds them again; write
+//! it as `CREATE INDEX CONCURRENTLY IF NOT EXISTS` so that a build that finished before its
+//! bookkeeping was written is not an error on the next start. On SQLite the whole run is one
+//! write transaction, so such a step runs inside it as written: SQLite has no `CONCURRENTLY`
+//! (its migration says plain `CREATE INDEX`), and its DDL is quick.
 //!
 //! A run refuses, with a [`MigrateError`] a caller can match, a database that carries
 //! migrations this binary does not know (a newer release ran them) or an applied migration
@@ -39,19 +54,24 @@
 
 mod checksum;
 mod embedded;
+mod invalid_index;
 mod lock;
 mod status;
 mod step;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tracing::field::Empty;
 
 pub use self::checksum::CHECKSUM_TABLE;
-pub use self::embedded::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+use self::embedded::Source;
+pub use self::embedded::{MigrationSql, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, embedded_up_sql};
 pub use self::lock::LOCK_KEY;
 pub use self::status::{AppliedMigration, MigrationInfo, MigrationStatus};
-use crate::config::{BackendKind, Config, DEFAULT_STARTUP_WAIT_MS};
+use crate::config::{
+    BackendKind, Config, DEFAULT_MIGRATION_LOCK_TIMEOUT_MS, DEFAULT_STARTUP_WAIT_MS,
+};
 use crate::conn::DbConnection;
 pub use crate::error::MigrateError;
 use crate::error::Result;
@@ -60,20 +80,32 @@ use crate::error::Result;
 /// `DATABASE_STARTUP_WAIT_MS` (30 s).
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_millis(DEFAULT_STARTUP_WAIT_MS);
 
-/// Runs and reverts migrations with a chosen bound on waiting for the migration lock.
+/// The `lock_timeout` of each migration step on PostgreSQL: the default of
+/// `DATABASE_MIGRATION_LOCK_TIMEOUT_MS` (2 s).
+pub const DEFAULT_STEP_LOCK_TIMEOUT: Duration =
+    Duration::from_millis(DEFAULT_MIGRATION_LOCK_TIMEOUT_MS);
+
+/// Runs and reverts migrations with a chosen bound on waiting for locks.
 ///
 /// [`run`] and [`revert`] are `Migrator::new().run(..)` and `.revert(..)`; build one with
-/// [`Migrator::from_config`] to wait as long as `DATABASE_STARTUP_WAIT_MS` says, as start-up
-/// and the CLI do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// [`Migrator::from_config`] to wait as long as `DATABASE_STARTUP_WAIT_MS` and
+/// `DATABASE_MIGRATION_LOCK_TIMEOUT_MS` say, as start-up and the CLI do.
+#[derive(Debug, Clone)]
 pub struct Migrator {
     lock_wait: Duration,
+    step_lock_timeout: Duration,
+    source: Source,
+    /// Where a second connection can watch a blocked step from (set by `from_config`).
+    observer: Option<Config>,
 }
 
 impl Default for Migrator {
     fn default() -> Self {
         Self {
             lock_wait: DEFAULT_LOCK_WAIT,
+            step_lock_timeout: DEFAULT_STEP_LOCK_TIMEOUT,
+            source: Source::Embedded,
+            observer: None,
         }
     }
 }
@@ -84,17 +116,54 @@ impl Migrator {
         Self::default()
     }
 
-    /// Waits up to `DATABASE_STARTUP_WAIT_MS` for the lock.
+    /// Waits up to `DATABASE_STARTUP_WAIT_MS` in all, each step's statements waiting at most
+    /// `DATABASE_MIGRATION_LOCK_TIMEOUT_MS` for a lock at a time. Once a step has timed out,
+    /// a second connection (to the migration URL) watches `pg_blocking_pids` of the migrating
+    /// session, so that the log and the error name the sessions that blocked it.
     pub fn from_config(config: &Config) -> Self {
-        Self::new().lock_wait(config.pool().startup_wait)
+        let mut migrator = Self::new()
+            .lock_wait(config.pool().startup_wait)
+            .step_lock_timeout(config.migration_lock_timeout());
+        migrator.observer = Some(config.clone());
+        migrator
     }
 
-    /// Waits up to `wait` for the PostgreSQL lock, then fails with
-    /// [`MigrateError::LockTimeout`]. (SQLite waits for its write lock as long as
-    /// `busy_timeout`, then fails with [`MigrateError::SqliteBusy`].)
+    /// Bounds the whole wait of a run on PostgreSQL: for the migration lock (then
+    /// [`MigrateError::LockTimeout`]) and for the table locks of its steps, re-tried until
+    /// then (then [`MigrateError::StepLockTimeout`]). (SQLite waits for its write lock as long
+    /// as `busy_timeout`, then fails with [`MigrateError::SqliteBusy`].) Default: 30 s.
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = wait;
         self
+    }
+
+    /// The `lock_timeout` each step runs under on PostgreSQL (at least 1 ms; default
+    /// [`DEFAULT_STEP_LOCK_TIMEOUT`], 2 s). A step whose statement waits longer for a lock is
+    /// rolled back — so that the queries queued behind its lock request run — and re-tried
+    /// with backoff within [`Migrator::lock_wait`], each wait logged with the sessions that
+    /// held table locks.
+    pub fn step_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.step_lock_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Takes the migrations from `dir`, a Diesel migration directory for the connection's
+    /// backend (`<version>_<name>/up.sql`, `down.sql`, optional `metadata.toml`), instead of
+    /// the embedded ones: for rehearsing a release's migrations against a copy of production,
+    /// and for tests. Its applied migrations are checksummed like the embedded ones; a run
+    /// fails with [`MigrateError::Source`] when `dir` cannot be read.
+    pub fn directory(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.source = Source::Directory(dir.into());
+        self
+    }
+
+    fn bounds(&self, start: Instant) -> step::Bounds<'_> {
+        step::Bounds {
+            observer: self.observer.as_ref(),
+            lock_timeout: self.step_lock_timeout,
+            deadline: start + self.lock_wait,
+            wait: self.lock_wait,
+        }
     }
 
     /// Applies every pending migration, in order, under the migration lock; each is timed and
@@ -114,7 +183,7 @@ impl Migrator {
     )]
     pub fn run(&self, conn: &mut DbConnection) -> Result<Vec<AppliedMigration>> {
         let start = Instant::now();
-        let known = embedded::known(conn.backend())?;
+        let known = embedded::known(conn.backend(), &self.source)?;
         // Read first, without the lock: with nothing to do a run only reads, so it neither
         // waits for an advisory lock another session holds (PostgreSQL) nor for the write lock
         // of a writer (SQLite, where WAL lets the reads proceed beside it).
@@ -141,7 +210,7 @@ impl Migrator {
                     .iter()
                     .find(|k| &k.info == info)
                     .expect("pending migrations are known");
-                let duration_ms = step::apply(conn, k)?;
+                let duration_ms = step::apply(conn, k, &self.source, &self.bounds(start))?;
                 done.push(AppliedMigration {
                     migration: info.clone(),
                     duration_ms,
@@ -167,7 +236,7 @@ impl Migrator {
     )]
     pub fn revert(&self, conn: &mut DbConnection, steps: usize) -> Result<Vec<MigrationInfo>> {
         let start = Instant::now();
-        let known = embedded::known(conn.backend())?;
+        let known = embedded::known(conn.backend(), &self.source)?;
         let reverted = lock::locked(conn, self.lock_wait, |conn| {
             checksum::create_tables(conn)?;
             let status = status::read(conn, &known)?;
@@ -183,7 +252,7 @@ impl Migrator {
                     .iter()
                     .find(|k| &k.info == info)
                     .expect("applied migrations in the status are known");
-                step::unapply(conn, k)?;
+                step::unapply(conn, k, &self.source, &self.bounds(start))?;
                 reverted.push(info.clone());
             }
             Ok(reverted)
@@ -197,7 +266,7 @@ impl Migrator {
 /// takes no lock, so it may run on any connection, pooled or not.
 #[tracing::instrument(name = "migrate.status", skip_all, fields(backend = %conn.backend()))]
 pub fn status(conn: &mut DbConnection) -> Result<MigrationStatus> {
-    let known = embedded::known(conn.backend())?;
+    let known = embedded::known(conn.backend(), &Source::Embedded)?;
     status::read(conn, &known)
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand family; `dispatch` wires them to the grammar in `cli`.
 
+mod check;
 mod demo;
 mod io;
 mod ops;
@@ -13,7 +14,7 @@ use anyhow::Context as _;
 use taskstore::models::{User, UserId};
 use taskstore::{Config, Database, Error};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, MigrateAction};
 use crate::output::Out;
 
 /// Start-up wait used by the CLI when `DATABASE_STARTUP_WAIT_MS` is not set: a person at a
@@ -74,6 +75,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Demo => demo::run(&ctx),
+        Command::Migrate {
+            action: MigrateAction::Check { dir },
+        } => check::run(&ctx, dir.as_deref()),
         Command::Migrate { action } => ops::migrate(&ctx, action),
         Command::User { action } => user::run(&ctx, action),
         Command::Task { action } => task::run(&ctx, action),

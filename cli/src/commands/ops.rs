@@ -72,6 +72,7 @@ pub fn migrate(ctx: &Ctx, action: MigrateAction) -> anyhow::Result<ExitCode> {
                 println!("{t}");
             }
         }
+        MigrateAction::Check { .. } => unreachable!("dispatched to check::run: no connection"),
         MigrateAction::Revert { steps } => {
             let reverted = migrator.revert(&mut conn, steps)?;
             let names: Vec<&str> = reverted.iter().map(|m| m.name.as_str()).collect();

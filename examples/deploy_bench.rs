@@ -3,7 +3,7 @@
 //! security). Driven by `bench/deploy.sh`, which starts the throw-away cluster and PgBouncer.
 //!
 //! ```text
-//! cargo run --release --example deploy_bench -- SECONDS ROUNDS MIGRATION_URL CASE...
+//! cargo run --release --example deploy_bench -- [--ops get,list,tx,otx] SECONDS ROUNDS MIGRATION_URL CASE...
 //! CASE = name|prepared|url        e.g. "direct prepared|true|postgres://..."
 //! ```
 //!
@@ -13,12 +13,18 @@
 //! median µs per call and the median of the per-round ratios to the baseline:
 //! - `get`: `db.tasks().get(owner, id)`, a random task of one user (one statement);
 //! - `list`: `db.tasks().list(owner, .., first 20)` (one statement);
-//! - `tx`: `db.with_transaction(|c| get + stats)` (BEGIN, two statements, COMMIT).
+//! - `tx`: `db.with_transaction(|c| get + stats)` (BEGIN, two statements, COMMIT);
+//! - `otx`: the same with `TxOptions::owner` (row-level security's `taskstore.user_id` set in
+//!   the BEGIN batch).
+//!
+//! Seeding uses the migration URL (the owner role), so a case may be a role that row-level
+//! security restricts; `--ops` picks the operations (default `get,list,tx`).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use taskstore::models::{NewTask, PageRequest, TaskFilter, TaskId, TaskSort, UserId};
+use taskstore::tx::TxOptions;
 use taskstore::{Config, Database, Error};
 
 struct Case {
@@ -26,10 +32,13 @@ struct Case {
     db: Database,
 }
 
-const OPS: [&str; 3] = ["get", "list", "tx"];
-
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut ops = vec!["get".to_owned(), "list".to_owned(), "tx".to_owned()];
+    if args.first().map(String::as_str) == Some("--ops") && args.len() > 1 {
+        ops = args[1].split(',').map(str::to_owned).collect();
+        args.drain(..2);
+    }
     if args.len() < 4 {
         bail!(
             "usage: deploy_bench SECONDS ROUNDS MIGRATION_URL CASE... (CASE = name|prepared|url)"
@@ -58,14 +67,18 @@ fn main() -> Result<()> {
             db,
         });
     }
-    let (owner, ids) = seed(&cases[0].db)?;
+    let seeder = Database::connect(&Config::from_vars([
+        ("DATABASE_URL", migration_url.as_str()),
+        ("DATABASE_POOL_MAX_SIZE", "1"),
+    ])?)?;
+    let (owner, ids) = seed(&seeder)?;
     let slice = Duration::from_secs_f64(seconds);
     // [case][op] -> per-round µs per call
-    let mut micros = vec![vec![Vec::new(); OPS.len()]; cases.len()];
+    let mut micros = vec![vec![Vec::new(); ops.len()]; cases.len()];
     for round in 0..rounds {
         for k in 0..cases.len() {
             let c = (k + round) % cases.len();
-            for (o, op) in OPS.iter().enumerate() {
+            for (o, op) in ops.iter().enumerate() {
                 let per_call = measure(&cases[c].db, op, owner, &ids, slice)?;
                 micros[c][o].push(per_call);
             }
@@ -77,7 +90,7 @@ fn main() -> Result<()> {
     );
     println!("|---|---|---|---|");
     for (c, case) in cases.iter().enumerate() {
-        for (o, op) in OPS.iter().enumerate() {
+        for (o, op) in ops.iter().enumerate() {
             let ratios: Vec<f64> = micros[c][o]
                 .iter()
                 .zip(&micros[0][o])
@@ -141,11 +154,17 @@ fn measure(db: &Database, op: &str, owner: UserId, ids: &[TaskId], slice: Durati
                 TaskSort::CreatedAsc,
                 &PageRequest::first(20),
             )?),
-            _ => db.with_transaction(|c| {
+            "tx" => db.with_transaction(|c| {
                 taskstore::repo::tasks::get(c, owner, id)?;
                 taskstore::repo::tasks::stats(c, owner)?;
                 Ok::<_, Error>(())
             })?,
+            "otx" => db.with_transaction_opts(TxOptions::new().owner(owner), |c| {
+                taskstore::repo::tasks::get(c, owner, id)?;
+                taskstore::repo::tasks::stats(c, owner)?;
+                Ok::<_, Error>(())
+            })?,
+            other => bail!("unknown operation {other}"),
         }
         calls += 1;
     }

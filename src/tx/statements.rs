@@ -75,6 +75,13 @@ pub(super) fn begin(
             if let Some(locals) = locals {
                 sql.push_str(locals);
             }
+            if let Some(owner) = opts.owner {
+                // A `Uuid`'s hyphenated form is hex digits and hyphens only: nothing a caller
+                // types reaches this text, and the quotes cannot be closed by it.
+                sql.push_str("; SELECT set_config('taskstore.user_id', '");
+                sql.push_str(&owner.0.hyphenated().to_string());
+                sql.push_str("', true)");
+            }
             AnsiTransactionManager::begin_transaction_sql(pg, &sql).map_err(Error::from)
         }
         DbConnection::Sqlite(lite) => {

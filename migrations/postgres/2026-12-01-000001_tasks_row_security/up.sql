@@ -5,15 +5,16 @@
 -- BEGIN (`TxOptions::owner`). Unset or empty means no rows (fail closed). Every other role (the
 -- owner running migrations, a single-role deployment, a runtime role not in the group) sees
 -- every row, as before; superusers and BYPASSRLS roles are never subject to policies.
--- The role lookup is a scalar subquery, so it runs once per statement, not once per row.
+-- The setting and the role lookup are scalar subqueries, so each runs once per statement (an
+-- InitPlan), not once per row: per row the policy costs one uuid comparison.
 ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tasks FORCE ROW LEVEL SECURITY;
 CREATE POLICY tasks_owner_scope ON tasks
     USING (
-        user_id = NULLIF(current_setting('taskstore.user_id', true), '')::uuid
+        user_id = (SELECT NULLIF(current_setting('taskstore.user_id', true), '')::uuid)
         OR (SELECT NOT coalesce(pg_has_role(to_regrole('taskstore_row_security'), 'MEMBER'), false))
     )
     WITH CHECK (
-        user_id = NULLIF(current_setting('taskstore.user_id', true), '')::uuid
+        user_id = (SELECT NULLIF(current_setting('taskstore.user_id', true), '')::uuid)
         OR (SELECT NOT coalesce(pg_has_role(to_regrole('taskstore_row_security'), 'MEMBER'), false))
     );

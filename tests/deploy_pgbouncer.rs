@@ -176,7 +176,9 @@ fn postgres_pgbouncer_migrations_without_migration_url_are_refused() {
         "nothing was migrated"
     );
     // The CLI's `migrate run` takes the same path.
-    let err = taskstore::migrate::connect(&config).err().expect("refused");
+    let Err(err) = taskstore::migrate::connect(&config) else {
+        panic!("migrate::connect through the pooler was not refused");
+    };
     assert!(err.to_string().contains("DATABASE_MIGRATION_URL"), "{err}");
 }
 

@@ -161,6 +161,9 @@ fn postgres_unix_socket_host_parameter_behaviours() {
     behaviours(Form::HostParameter);
 }
 
+/// One call of an entry point, run on its own thread.
+type Call = Box<dyn FnOnce(&Database) -> Result<(), Error> + Send>;
+
 /// A frozen server (SIGSTOP of every process; the socket stays open and silent): a statement
 /// in flight fails (`QueryTimeout`) within the statement timeout + 250 ms, and every entry point called after
 /// the freeze returns `Unavailable` within the acquire deadline + 250 ms.
@@ -186,7 +189,7 @@ fn frozen_server(form: Form) {
     });
     std::thread::sleep(Duration::from_millis(300));
     let mut frozen = freeze(&cluster);
-    let after_freeze: [(&str, Box<dyn FnOnce(&Database) -> Result<(), Error> + Send>); 4] = [
+    let after_freeze: [(&str, Call); 4] = [
         ("conn()", Box::new(|d| d.conn().map(drop))),
         (
             "users().get",

@@ -38,7 +38,6 @@ CONF
 as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 ADMIN="postgres://postgres@127.0.0.1:$PG_PORT"
 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -v db=bench -f "$ROOT/docs/roles.sql" "$ADMIN/postgres" >/dev/null
-"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -f "$ROOT/docs/row-security.sql" "$ADMIN/bench" >/dev/null
 
 cd "$ROOT"
 cargo build --release --quiet --example deploy_bench
@@ -46,6 +45,9 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/deploy_bench
 url() { echo "postgres://$1@127.0.0.1:$PG_PORT/bench"; }
 echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(uname -r), PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}')"
 echo "== bench/row_security.sh $SECONDS_PER_SLICE $ROUNDS"
+# Migrate and seed as the owner (a 10 ms run), then turn row-level security on.
+"$BIN" --ops otx 0.01 1 "$(url taskstore_owner)" "seed|true|$(url taskstore_owner)" >/dev/null
+"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -f "$ROOT/docs/row-security.sql" "postgres://postgres@127.0.0.1:$PG_PORT/bench" >/dev/null
 echo "-- owner-scoped transaction (otx) by role"
 "$BIN" --ops otx "$SECONDS_PER_SLICE" "$ROUNDS" "$(url taskstore_owner)" \
     "superuser, no RLS|true|$(url postgres)" \

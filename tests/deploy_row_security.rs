@@ -53,7 +53,6 @@ impl Shape {
         common::init_tracing();
         let cluster = Cluster::start(&[]);
         psql_file(&cluster.url(), "roles.sql", &["db=app"]);
-        psql_file(&cluster.url_for("app"), "row-security.sql", &[]);
         let url = |role: &str| format!("postgres://{role}@127.0.0.1:{}/app", cluster.port);
         let connect = |role: &str| {
             Database::connect(
@@ -69,6 +68,8 @@ impl Shape {
         let owner = connect("taskstore_owner");
         let app = connect("taskstore_app");
         psql_file(&url("taskstore_owner"), "roles-after-migrate.sql", &[]);
+        // Turning row-level security on needs the migrated table.
+        psql_file(&cluster.url_for("app"), "row-security.sql", &[]);
         Self {
             cluster,
             owner,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the fault and deployment tests need beyond the build: iptables (the network
 # blackhole in a namespace, tests/common/netns.rs), pgbouncer (tests through a pooler) and wrk
-# (HTTP load for the deployment checks), all from Debian. Idempotent: quiet and without network
+# (HTTP load for the deployment checks) and openssl (a local CA for the TLS tests,
+# tests/deploy_tls.rs), all from Debian. Idempotent: quiet and without network
 # access when everything is present; otherwise one `apt-get update`, then one install.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ declare -A wants=(
     [iptables]=iptables
     [pgbouncer]=pgbouncer
     [wrk]=wrk
+    [openssl]=openssl
 )
 
 have() {

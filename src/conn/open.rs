@@ -189,6 +189,9 @@ pub(crate) struct Connector {
     target: Option<Target>,
     /// The server this connector's connections share, for the watchdog.
     peer: Arc<Peer>,
+    /// Set once the first connection with prepared statements off (a transaction-mode pooler)
+    /// has checked that the session timeouts reached the server.
+    timeouts_checked: AtomicBool,
 }
 
 impl std::fmt::Debug for Peer {
@@ -243,6 +246,7 @@ impl Connector {
             url,
             english_url,
             force_english: AtomicBool::new(false),
+            timeouts_checked: AtomicBool::new(false),
             session: session.clone(),
             busy_timeout: if session.lock_timeout.is_zero() {
                 Duration::from_secs(5)
@@ -260,6 +264,7 @@ impl Connector {
         let forced = self.force_english.load(Ordering::Relaxed);
         let (mut conn, slot) = self.establish_bounded(forced)?;
         self.customize(&mut conn)?;
+        self.check_session_timeouts(&mut conn);
         if forced {
             return Ok(Opened { conn, slot });
         }
@@ -274,6 +279,48 @@ impl Connector {
             return Ok(Opened { conn, slot });
         }
         Ok(Opened { conn, slot })
+    }
+
+    /// Behind a transaction-mode pooler (prepared statements off), checks once that the session
+    /// timeouts sent in the startup packet reached the server. PgBouncer drops the `options`
+    /// parameter (`ignore_startup_parameters = options`), so its server sessions keep the
+    /// server's or the role's defaults: `with_transaction` then sets the timeouts per
+    /// transaction, and a statement outside a transaction is bounded by the role's setting and
+    /// the client-side watchdog. A warning says so and names the fix. One round trip, on the
+    /// first connection only.
+    fn check_session_timeouts(&self, conn: &mut DbConnection) {
+        #[derive(diesel::QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            setting: String,
+        }
+        if self.session.prepared_statements || self.timeouts_checked.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let DbConnection::Postgres(pg) = conn else {
+            return;
+        };
+        use diesel::RunQueryDsl;
+        let found: std::result::Result<Setting, _> =
+            diesel::sql_query("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
+                .get_result(pg);
+        let wanted = self.session.statement_timeout.as_millis().to_string();
+        match found {
+            Ok(Setting { setting }) if setting == wanted => {}
+            Ok(Setting { setting }) => tracing::warn!(
+                server_ms = %setting,
+                configured_ms = %wanted,
+                "the session timeouts did not reach the server (a transaction-mode pooler drops \
+                 the startup `options`): with_transaction sets them per transaction, but a \
+                 statement outside a transaction runs under the server's statement_timeout and \
+                 lock_timeout, bounded only by the client-side watchdog; set them on the role: \
+                 ALTER ROLE <runtime role> SET statement_timeout = ..., lock_timeout = ..., \
+                 idle_in_transaction_session_timeout = ... (see docs/roles.sql)"
+            ),
+            Err(e) => {
+                tracing::debug!(error = %scrub(&e.to_string()), "could not read statement_timeout")
+            }
+        }
     }
 
     /// Establishes a connection and, on PostgreSQL, finds its socket (the one new socket

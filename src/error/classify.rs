@@ -160,6 +160,9 @@ pub(crate) const RULES: &[Rule] = &[
     row(on(&["invalid", "uri"]),                       "",      Some(C::InvalidUrl),        None,                                "invalid URI query parameter: \"nosuchparam\""),
     row(on(&["invalid", "connection option"]),         "",      Some(C::InvalidUrl),        None,                                "invalid connection option \"bogus\""),
     row(on(&["invalid", "token"]),                     "",      Some(C::InvalidUrl),        None,                                "invalid percent-encoded token: \"%zz\""),
+    // verify-full: a certificate for another name (no "SSL" in libpq's text).
+    row(on(&["does not match host name"]),             "",      Some(C::Tls),               None,                                "connection to server at \"127.0.0.1\", port 5432 failed: server certificate for \"localhost\" does not match host name \"127.0.0.1\""),
+    row(on(&["certificate"]),                          "",      Some(C::Tls),               None,                                "root certificate file \"/etc/ca.crt\" does not exist"),
     row(on(&["ssl"]),                                  "08P01", Some(C::Tls),               None,                                "server does not support SSL, but SSL was required"),
     row(on(&["tls"]),                                  "08P01", Some(C::Tls),               None,                                "TLS handshake failed"),
     row(on(&["gssencmode"]),                           "",      Some(C::Tls),               None,                                "GSSAPI encryption required by gssencmode=require, but not supported by the server"),

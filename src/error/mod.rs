@@ -187,7 +187,8 @@ pub enum ConnectFailure {
     UnknownHost,
     /// The connection string was refused as malformed.
     InvalidUrl,
-    /// TLS was required but could not be negotiated.
+    /// TLS was required but could not be negotiated, or the server's certificate was not
+    /// trusted (unknown CA, another host name). Never retried.
     Tls,
     /// A SQLite file could not be opened.
     File,
@@ -227,7 +228,12 @@ impl ConnectFailure {
             Self::UnknownDatabase => "create the database or fix its name in DATABASE_URL",
             Self::UnknownHost => "fix the host name in DATABASE_URL",
             Self::InvalidUrl => "fix DATABASE_URL (postgres://user@host:port/db or sqlite://path)",
-            Self::Tls => "enable TLS on the server or relax sslmode / DATABASE_REQUIRE_TLS",
+            Self::Tls => {
+                "check that the server has TLS enabled, that sslrootcert names the CA that \
+                 signed its certificate and that the host in DATABASE_URL is one the \
+                 certificate names (sslmode=verify-full); or relax sslmode / \
+                 DATABASE_REQUIRE_TLS"
+            }
             Self::File => "check that the SQLite file's directory exists and is writable",
             Self::Other => "see the message above",
         }

@@ -74,7 +74,7 @@ use crate::config::{
 };
 use crate::conn::DbConnection;
 pub use crate::error::MigrateError;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How long [`run`] and [`revert`] wait for the migration lock: the default of
 /// `DATABASE_STARTUP_WAIT_MS` (30 s).
@@ -284,9 +284,14 @@ pub fn revert(conn: &mut DbConnection, steps: usize) -> Result<Vec<MigrationInfo
 /// `DATABASE_URL`, customised like a pooled connection, outside any pool. It does not wait
 /// for the database to come up: that is [`crate::Database::connect`]'s start-up wait.
 ///
-/// Errors: [`crate::Error::Unavailable`] when the connection cannot be opened. Warns (a log
-/// line) when `DATABASE_URL` looks like a transaction-mode pooler and no migration URL is
-/// set, since the session advisory lock would not hold there.
+/// Errors: [`crate::Error::Config`] on `DATABASE_MIGRATION_URL` when `DATABASE_URL` looks like
+/// a transaction-mode pooler (`DATABASE_PREPARED_STATEMENTS=false`, the documented setting for
+/// one, or a host containing `-pooler`, Neon's pooled endpoint) and no migration URL is set:
+/// the session advisory lock that keeps concurrent starters apart does not hold through such a
+/// pooler, and whether a run notices depends on which server session answers, so it is refused
+/// before anything runs. A direct connection with prepared statements off sets
+/// `DATABASE_MIGRATION_URL` to the same URL. [`crate::Error::Unavailable`] when the connection
+/// cannot be opened.
 pub fn connect(config: &Config) -> Result<DbConnection> {
     if config.migration_url().is_none()
         && config.database_url().backend() == BackendKind::Postgres
@@ -296,11 +301,13 @@ pub fn connect(config: &Config) -> Result<DbConnection> {
                 .host()
                 .is_some_and(|h| h.contains("-pooler")))
     {
-        tracing::warn!(
-            "DATABASE_URL looks like a transaction-mode pooler (prepared statements off or a \
-             -pooler host) and DATABASE_MIGRATION_URL is not set: session advisory locks do \
-             not work through such a pooler; set DATABASE_MIGRATION_URL to the direct endpoint"
-        );
+        return Err(Error::config(
+            "DATABASE_MIGRATION_URL",
+            "DATABASE_URL looks like a transaction-mode pooler (DATABASE_PREPARED_STATEMENTS=false \
+             or a -pooler host), where the migration advisory lock does not hold: set \
+             DATABASE_MIGRATION_URL to the database's direct endpoint (the same URL if there is \
+             no pooler), or set DATABASE_MIGRATE_ON_STARTUP=false and migrate elsewhere",
+        ));
     }
     crate::conn::open(config, config.migration_target())
 }

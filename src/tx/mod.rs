@@ -95,7 +95,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::TransactionManager;
 
 pub use options::{IsolationLevel, TransactionError, TxOptions};
-use statements::{Tm, begin, commit, end_read_only};
+use statements::{Tm, begin, commit, end_read_only, pooler_locals};
 
 use crate::backoff::Backoff;
 use crate::config::Config;
@@ -141,7 +141,7 @@ where
         .map_err(|e| E::from(Error::from(e)))?
         .is_none();
     if outermost {
-        begin(conn, &TxOptions::default()).map_err(E::from)?;
+        begin(conn, &TxOptions::default(), None).map_err(E::from)?;
     } else {
         Tm::begin_transaction(conn).map_err(|e| E::from(Error::from(e)))?;
     }
@@ -190,11 +190,12 @@ where
         .unwrap_or(config.pool().retry_base_delay);
     let start = Instant::now();
     let mut delays = Backoff::new(base, MAX_RETRY_DELAY);
+    let locals = pooler_locals(config);
     let mut run = 0u32;
     loop {
         run += 1;
         tracing::Span::current().record("runs", run);
-        let failure = match run_once(pool, location, &opts, &mut f) {
+        let failure = match run_once(pool, location, &opts, locals.as_deref(), &mut f) {
             Ok(value) => {
                 if run > 1 {
                     tracing::debug!(
@@ -232,6 +233,7 @@ fn run_once<T, E, F>(
     pool: &Pool,
     location: &'static Location<'static>,
     opts: &TxOptions,
+    locals: Option<&str>,
     f: &mut F,
 ) -> Result<T, Failure<E>>
 where
@@ -245,7 +247,7 @@ where
             retryable: false,
         })?
         .trusted();
-    if let Err(e) = begin(&mut conn, opts) {
+    if let Err(e) = begin(&mut conn, opts, locals) {
         conn.note_error(&e);
         end_read_only(&mut conn, opts);
         // Nothing ran yet: a connection found dead at BEGIN can be swapped for another.

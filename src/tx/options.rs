@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::models::UserId;
+
 use crate::error::Error;
 
 /// Transaction isolation level. See the [module docs](crate::tx) for what each means on SQLite.
@@ -38,6 +40,9 @@ pub struct TxOptions {
     pub retry_attempts: Option<u32>,
     /// First backoff delay; `None`: `DATABASE_RETRY_BASE_DELAY_MS`.
     pub retry_base_delay: Option<Duration>,
+    /// The user whose rows the transaction works on, for PostgreSQL's row-level security
+    /// (`taskstore.user_id`); `None`: not set. See [`TxOptions::owner`].
+    pub owner: Option<UserId>,
 }
 
 impl TxOptions {
@@ -67,6 +72,24 @@ impl TxOptions {
     /// Sets how many times the whole closure may be re-run (0: never).
     pub fn retry_attempts(mut self, attempts: u32) -> Self {
         self.retry_attempts = Some(attempts);
+        self
+    }
+
+    /// Scopes the transaction to `owner`'s rows for PostgreSQL's row-level security: the
+    /// transaction-local setting `taskstore.user_id` is set in the same simple-query batch as
+    /// `BEGIN`, so it costs no extra round trip and ends with the transaction (nothing reaches
+    /// the next client of a transaction-mode pooler). Roles in `taskstore_row_security` see and
+    /// write only those rows of `tasks` (see `docs/row-security.sql`); without it they see none.
+    /// Ignored on SQLite, where the repositories' owner filter is the only wall.
+    ///
+    /// ```
+    /// use taskstore::models::UserId;
+    /// use taskstore::tx::TxOptions;
+    /// let opts = TxOptions::new().owner(UserId::new_v7());
+    /// # let _ = opts;
+    /// ```
+    pub fn owner(mut self, owner: UserId) -> Self {
+        self.owner = Some(owner);
         self
     }
 

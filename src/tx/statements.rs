@@ -9,15 +9,50 @@ use diesel::r2d2::R2D2Connection;
 use diesel::result::Error as DieselError;
 
 use super::{IsolationLevel, TxOptions};
+use crate::config::{BackendKind, Config};
 use crate::conn::DbConnection;
 use crate::error::{DbErrorKind, Error};
 use crate::pool::Conn;
 
 pub(super) type Tm = <DbConnection as Connection>::TransactionManager;
 
+/// The session timeouts as transaction-local settings, for connections behind a
+/// transaction-mode pooler (`DATABASE_PREPARED_STATEMENTS=false`): PgBouncer drops the
+/// `options` startup parameter that carries them on a direct connection, so the server
+/// sessions it hands out have the server's defaults. Sent in the same simple-query batch as
+/// `BEGIN` (no extra round trip), they hold for the transaction and end with it, so nothing
+/// reaches another client of the pooler. `None` on a direct connection and on SQLite.
+///
+/// The values are validated integers from the configuration (milliseconds), never user input.
+pub(super) fn pooler_locals(config: &Config) -> Option<String> {
+    let session = config.session();
+    if session.prepared_statements || config.database_url().backend() != BackendKind::Postgres {
+        return None;
+    }
+    let mut sql = String::new();
+    for (name, value) in [
+        ("statement_timeout", session.statement_timeout),
+        ("lock_timeout", session.lock_timeout),
+        (
+            "idle_in_transaction_session_timeout",
+            session.idle_in_transaction_timeout,
+        ),
+    ] {
+        sql.push_str("; SET LOCAL ");
+        sql.push_str(name);
+        sql.push_str(" = ");
+        sql.push_str(&value.as_millis().to_string());
+    }
+    Some(sql)
+}
+
 /// `BEGIN` with the options, as the top-level transaction of Diesel's transaction manager so
-/// that nested calls become savepoints.
-pub(super) fn begin(conn: &mut DbConnection, opts: &TxOptions) -> Result<(), Error> {
+/// that nested calls become savepoints; `locals` ([`pooler_locals`]) ride in the same batch.
+pub(super) fn begin(
+    conn: &mut DbConnection,
+    opts: &TxOptions,
+    locals: Option<&str>,
+) -> Result<(), Error> {
     match conn {
         DbConnection::Postgres(pg) => {
             let mut sql = String::from("BEGIN");
@@ -36,6 +71,16 @@ pub(super) fn begin(conn: &mut DbConnection, opts: &TxOptions) -> Result<(), Err
             if !modes.is_empty() {
                 sql.push(' ');
                 sql.push_str(&modes.join(", "));
+            }
+            if let Some(locals) = locals {
+                sql.push_str(locals);
+            }
+            if let Some(owner) = opts.owner {
+                // A `Uuid`'s hyphenated form is hex digits and hyphens only: nothing a caller
+                // types reaches this text, and the quotes cannot be closed by it.
+                sql.push_str("; SELECT set_config('taskstore.user_id', '");
+                sql.push_str(&owner.0.hyphenated().to_string());
+                sql.push_str("', true)");
             }
             AnsiTransactionManager::begin_transaction_sql(pg, &sql).map_err(Error::from)
         }

@@ -11,6 +11,7 @@
 
 pub mod cli_env;
 pub mod cluster;
+pub mod deploy;
 pub mod factories;
 pub mod outage;
 

@@ -48,8 +48,9 @@ pub fn create_many(conn: &mut DbConnection, owner: UserId, new: &[NewTask<'_>]) 
 }
 
 /// Imports tasks for `owner` (typically from an export): every row is validated first, then
-/// all are written in one transaction — on PostgreSQL with binary `COPY FROM STDIN`, on SQLite
-/// with multi-row INSERTs. An id that already exists (for any user), or that appears twice in
+/// all are written in one transaction — on PostgreSQL with binary `COPY FROM STDIN` (multi-row
+/// INSERTs when row-level security applies to the session, where PostgreSQL refuses `COPY
+/// FROM`), on SQLite with multi-row INSERTs. An id that already exists (for any user), or that appears twice in
 /// the input, is [`Error::Conflict`] on `tasks.id` and nothing is written. Returns how many
 /// were imported.
 #[tracing::instrument(name = "tasks.import", level = "debug", skip_all, fields(%owner, rows = items.len()))]
@@ -85,6 +86,16 @@ pub fn import(conn: &mut DbConnection, owner: UserId, items: &[TaskImport]) -> R
                 let DbConnection::Postgres(pg) = conn else {
                     unreachable!("matched above")
                 };
+                // PostgreSQL refuses `COPY FROM` into a table whose row-level security applies
+                // to the session (docs/row-security.sql): multi-row INSERTs then, which the
+                // policy checks row by row.
+                if diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "row_security_active('tasks')",
+                ))
+                .get_result::<bool>(pg)?
+                {
+                    return insert_rows(conn, &rows).map_err(owner_missing);
+                }
                 diesel::copy_from(tasks::table)
                     .from_insertable(&rows)
                     .execute(pg)

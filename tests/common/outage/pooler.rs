@@ -1,5 +1,5 @@
 //! A throw-away PgBouncer (Debian's, installed by `scripts/install-test-deps.sh`) in front of a
-//! throw-away [`Cluster`], in session mode, for tests that must hold "through a pooler": the
+//! throw-away [`Cluster`], in session or transaction mode, for tests that must hold "through a pooler": the
 //! client's socket then leads to PgBouncer, and the server sees PgBouncer's address and port,
 //! not ours.
 
@@ -33,6 +33,17 @@ impl Pgbouncer {
     /// PgBouncer 1.18 refuses unless told to ignore it: through this pooler the server's
     /// `statement_timeout` is not set, so only a client-side bound can end a statement.
     pub fn start(cluster: &Cluster) -> Self {
+        Self::start_with(cluster, "session", 50)
+    }
+
+    /// Like [`Pgbouncer::start`], in transaction mode (a server session per transaction, as
+    /// Neon's pooled endpoint and most managed poolers run) with at most `server_pool_size`
+    /// server sessions per database and user, so that clients share server sessions.
+    pub fn start_transaction_mode(cluster: &Cluster, server_pool_size: u32) -> Self {
+        Self::start_with(cluster, "transaction", server_pool_size)
+    }
+
+    fn start_with(cluster: &Cluster, pool_mode: &str, pool_size: u32) -> Self {
         let bin = pgbouncer_bin();
         let dir = tempfile::Builder::new()
             .prefix("taskstore-pgbouncer-")
@@ -52,9 +63,9 @@ impl Pgbouncer {
              unix_socket_dir =\n\
              auth_type = trust\n\
              auth_file = {d}/userlist.txt\n\
-             pool_mode = session\n\
+             pool_mode = {pool_mode}\n\
              max_client_conn = 200\n\
-             default_pool_size = 50\n\
+             default_pool_size = {pool_size}\n\
              ignore_startup_parameters = extra_float_digits,options\n\
              logfile = {d}/pgbouncer.log\n\
              pidfile = {d}/pgbouncer.pid\n",
@@ -64,6 +75,9 @@ impl Pgbouncer {
         let mut users =
             std::fs::File::create(dir.path().join("userlist.txt")).expect("write userlist.txt");
         writeln!(users, "\"postgres\" \"\"").expect("write userlist.txt");
+        for role in extra_users() {
+            writeln!(users, "\"{role}\" \"\"").expect("write userlist.txt");
+        }
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         let mut cmd = if root {
@@ -117,6 +131,12 @@ impl Pgbouncer {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
     }
+}
+
+/// Roles besides `postgres` that tests log in as through the pooler (trust authentication in
+/// the throw-away cluster, so no password is needed).
+fn extra_users() -> [&'static str; 2] {
+    ["taskstore_owner", "taskstore_app"]
 }
 
 impl Drop for Pgbouncer {

@@ -1,0 +1,281 @@
+//! Issue 13 item 6: row-level security on `tasks` as a second wall (PostgreSQL). A throw-away
+//! cluster set up with `docs/roles.sql` and `docs/row-security.sql`, migrated by the owner role;
+//! the runtime role `taskstore_app` is in `taskstore_row_security`, so the policy of migration
+//! `2026-12-01-000001_tasks_row_security` restricts it to the rows of the transaction's
+//! `taskstore.user_id`, which `TxOptions::owner` sets in the BEGIN batch.
+//!
+//! The property test issues raw statements without any owner filter (SELECT, UPDATE, DELETE,
+//! INSERT of another user's row) through the runtime role inside owner-scoped transactions and
+//! sees and touches only the owner's rows; with the setting unset it sees nothing (fail closed).
+//! The owner role and a runtime role outside the group keep seeing every row.
+
+mod common;
+
+use std::process::Command;
+
+use common::cluster::{Cluster, pg_bin};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Uuid as SqlUuid};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
+use taskstore::models::{NewTask, UserId};
+use taskstore::tx::TxOptions;
+use taskstore::{Config, Database, Error};
+
+fn psql_file(url: &str, file: &str, vars: &[&str]) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/").to_owned() + file;
+    let mut cmd = Command::new(pg_bin().join("psql"));
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
+    for v in vars {
+        cmd.args(["-v", v]);
+    }
+    let out = cmd
+        .args(["-f", &path, "-d", url])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql -f docs/{file} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Shape {
+    cluster: Cluster,
+    /// The owner role (not subject to the policy's restriction).
+    owner: Database,
+    /// The runtime role in `taskstore_row_security`.
+    app: Database,
+}
+
+impl Shape {
+    fn start() -> Self {
+        common::init_tracing();
+        let cluster = Cluster::start(&[]);
+        psql_file(&cluster.url(), "roles.sql", &["db=app"]);
+        let url = |role: &str| format!("postgres://{role}@127.0.0.1:{}/app", cluster.port);
+        let connect = |role: &str| {
+            Database::connect(
+                &Config::from_vars([
+                    ("DATABASE_URL", url(role).as_str()),
+                    ("DATABASE_MIGRATION_URL", url("taskstore_owner").as_str()),
+                    ("DATABASE_POOL_MAX_SIZE", "2"),
+                ])
+                .expect("configuration"),
+            )
+            .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
+        };
+        let owner = connect("taskstore_owner");
+        let app = connect("taskstore_app");
+        psql_file(&url("taskstore_owner"), "roles-after-migrate.sql", &[]);
+        // Turning row-level security on needs the migrated table.
+        psql_file(&cluster.url_for("app"), "row-security.sql", &[]);
+        Self {
+            cluster,
+            owner,
+            app,
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Owner {
+    #[diesel(sql_type = SqlUuid)]
+    user_id: uuid::Uuid,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Every row the runtime role sees with no owner filter, in a transaction scoped to `owner`
+/// (or unscoped when `None`).
+fn visible(db: &Database, owner: Option<UserId>) -> Result<Vec<uuid::Uuid>, Error> {
+    let opts = owner.map_or_else(TxOptions::new, |o| TxOptions::new().owner(o));
+    db.with_transaction_opts(opts, |c| {
+        let rows: Vec<Owner> = diesel::sql_query("SELECT user_id FROM tasks").load(pg(c))?;
+        Ok(rows.into_iter().map(|r| r.user_id).collect())
+    })
+}
+
+/// Raw statements without an owner filter see and touch only the owner's rows.
+#[test]
+fn postgres_row_security_raw_queries_see_only_the_owners_rows() {
+    let shape = Shape::start();
+    let mut runner = TestRunner::new(PropConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..PropConfig::default()
+    });
+    let strategy = (
+        prop::collection::vec(0usize..6, 1..5),
+        any::<prop::sample::Index>(),
+    );
+    runner
+        .run(&strategy, |(counts, pick)| {
+            // Fresh users per case; the owner role (which sees every row) makes them.
+            let users: Vec<UserId> = counts
+                .iter()
+                .map(|&n| {
+                    let u = common::factories::user(&shape.owner).id;
+                    let titles: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+                    let new: Vec<NewTask> = titles
+                        .iter()
+                        .map(|t| NewTask {
+                            title: t,
+                            ..NewTask::default()
+                        })
+                        .collect();
+                    if n > 0 {
+                        shape.owner.tasks().create_many(u, &new).expect("seed");
+                    }
+                    u
+                })
+                .collect();
+            let who = pick.index(users.len());
+            let owner = users[who];
+            let mine = counts[who];
+
+            let seen = visible(&shape.app, Some(owner)).map_err(fail)?;
+            prop_assert!(
+                seen.iter().all(|u| *u == owner.0),
+                "another user's row was visible"
+            );
+            prop_assert_eq!(seen.len(), mine);
+            prop_assert_eq!(
+                visible(&shape.app, None).map_err(fail)?.len(),
+                0,
+                "unset must show nothing"
+            );
+
+            // Writes without a filter touch only the owner's rows; the others' stay as they were.
+            let touched = shape
+                .app
+                .with_transaction_opts(TxOptions::new().owner(owner), |c| {
+                    Ok::<_, Error>(
+                        diesel::sql_query("UPDATE tasks SET priority = 5").execute(pg(c))?,
+                    )
+                })
+                .map_err(fail)?;
+            prop_assert_eq!(touched, mine);
+            let count_p5 = |u: UserId| -> i64 {
+                let c: Count = shape
+                    .owner
+                    .run(|c| {
+                        Ok(diesel::sql_query(
+                            "SELECT count(*) AS n FROM tasks WHERE user_id = $1 AND priority = 5",
+                        )
+                        .bind::<SqlUuid, _>(u.0)
+                        .get_result(pg(c))?)
+                    })
+                    .expect("count");
+                c.n
+            };
+            for (i, &u) in users.iter().enumerate() {
+                let expected = if i == who { counts[i] as i64 } else { 0 };
+                prop_assert_eq!(count_p5(u), expected);
+            }
+            // Inserting a row for another user is refused by the policy's WITH CHECK.
+            if let Some(&other) = users.iter().find(|u| **u != owner) {
+                let err = shape
+                    .app
+                    .with_transaction_opts(TxOptions::new().owner(owner), |c| {
+                        Ok::<_, Error>(
+                            diesel::sql_query(
+                                "INSERT INTO tasks (id, user_id, title) VALUES ($1, $2, 'x')",
+                            )
+                            .bind::<SqlUuid, _>(uuid::Uuid::now_v7())
+                            .bind::<SqlUuid, _>(other.0)
+                            .execute(pg(c))?,
+                        )
+                    })
+                    .expect_err("insert for another user");
+                prop_assert!(err.to_string().contains("row-level security"), "{}", err);
+            }
+            let deleted = shape
+                .app
+                .with_transaction_opts(TxOptions::new().owner(owner), |c| {
+                    Ok::<_, Error>(diesel::sql_query("DELETE FROM tasks").execute(pg(c))?)
+                })
+                .map_err(fail)?;
+            prop_assert_eq!(deleted, mine);
+            let total: usize = counts.iter().sum();
+            let left: Count =
+                shape
+                    .owner
+                    .run(|c| {
+                        let ids: Vec<uuid::Uuid> = users.iter().map(|u| u.0).collect();
+                        Ok(diesel::sql_query(
+                            "SELECT count(*) AS n FROM tasks WHERE user_id = ANY($1)",
+                        )
+                        .bind::<diesel::sql_types::Array<SqlUuid>, _>(ids)
+                        .get_result(pg(c))?)
+                    })
+                    .expect("count left");
+            prop_assert_eq!(left.n as usize, total - mine);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The PostgreSQL connection inside the layer's connection type (raw statements with uuid
+/// binds need the native backend).
+fn pg(conn: &mut taskstore::DbConnection) -> &mut PgConnection {
+    match conn {
+        taskstore::DbConnection::Postgres(pg) => pg,
+        _ => panic!("a PostgreSQL test got another backend"),
+    }
+}
+
+fn fail(e: Error) -> TestCaseError {
+    TestCaseError::fail(e.to_string())
+}
+
+/// Fail closed: the runtime role's task calls that do not scope the transaction find nothing,
+/// while the same calls in an owner-scoped transaction work; the owner role is not restricted.
+#[test]
+fn postgres_row_security_unset_owner_sees_nothing() {
+    let shape = Shape::start();
+    let user = common::factories::user(&shape.owner);
+    let task = common::factories::task(&shape.owner, user.id, "walled");
+    assert!(matches!(
+        shape.app.tasks().get(user.id, task.id),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(shape.app.tasks().stats(user.id).expect("stats").total, 0);
+    let got = shape
+        .app
+        .with_transaction_opts(TxOptions::new().owner(user.id), |c| {
+            taskstore::repo::tasks::get(c, user.id, task.id)
+        })
+        .expect("owner-scoped get");
+    assert_eq!(got.id, task.id);
+    // Another owner's scope does not reach this task, even with its id and owner named.
+    let other = common::factories::user(&shape.owner);
+    assert!(matches!(
+        shape
+            .app
+            .with_transaction_opts(TxOptions::new().owner(other.id), |c| {
+                taskstore::repo::tasks::get(c, user.id, task.id)
+            }),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        shape
+            .owner
+            .tasks()
+            .get(user.id, task.id)
+            .expect("owner role")
+            .id,
+        task.id
+    );
+    assert_eq!(
+        shape.cluster.psql(
+            "app",
+            "SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE relname = 'tasks'"
+        ),
+        "t"
+    );
+}

@@ -58,6 +58,12 @@ pub enum Command {
     Health,
     /// Print the effective configuration, secrets redacted, with each value's source.
     Config,
+    /// Serve the JSON HTTP API (README "Serving HTTP") until SIGTERM or Ctrl-C.
+    Serve {
+        /// Address to listen on, HOST:PORT (port 0 picks a free one; the address is printed).
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,8 +88,13 @@ pub enum UserAction {
         #[arg(long)]
         email: String,
         /// An already-hashed password (e.g. a PHC string); never a plain password.
-        #[arg(long, value_name = "HASH")]
-        password_hash: String,
+        #[arg(long, value_name = "HASH", required_unless_present = "password")]
+        password_hash: Option<String>,
+        /// Hash a password with Argon2id instead (so the user can log in to `taskstore serve`):
+        /// read from TASKSTORE_PASSWORD when set, else prompted for without echo on a
+        /// terminal, else the first line of standard input. Never a command-line value.
+        #[arg(long, conflicts_with = "password_hash")]
+        password: bool,
         /// First name (at most 100 characters; optional).
         #[arg(long, value_name = "NAME")]
         first_name: Option<String>,

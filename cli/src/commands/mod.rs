@@ -1,7 +1,7 @@
 //! One module per subcommand family; `dispatch` wires them to the grammar in `cli`.
 
 mod demo;
-mod io;
+pub mod io;
 mod ops;
 mod task;
 mod user;
@@ -47,6 +47,22 @@ impl Ctx {
         Ok(config.with_one_shot_pool())
     }
 
+    /// The configuration of a long-running server (`serve`): environment, `.env` and
+    /// `--database-url`, with the library's pool defaults (not the one-shot pool) and `info`
+    /// logs.
+    pub fn server_config(&self) -> anyhow::Result<Config> {
+        let mut overrides: Vec<(&str, String)> = Vec::new();
+        if let Some(url) = &self.database_url {
+            overrides.push(("DATABASE_URL", url.clone()));
+        }
+        let defaults = [("TASKSTORE_LOG", crate::SERVE_LOG_FILTER.to_owned())];
+        Ok(Config::from_env_with_defaults(
+            Path::new("."),
+            &overrides,
+            &defaults,
+        )?)
+    }
+
     /// Connects (applying pending migrations unless configured otherwise).
     pub fn connect(&self) -> anyhow::Result<Database> {
         Ok(Database::connect(&self.config(&[])?)?)
@@ -86,5 +102,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Health => ops::health(&ctx),
         Command::Config => ops::config(&ctx),
+        Command::Serve { addr } => crate::serve::run(&ctx, &addr),
     }
 }

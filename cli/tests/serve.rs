@@ -912,3 +912,214 @@ fn graceful_shutdown_sqlite() {
 fn graceful_shutdown_postgres() {
     graceful_shutdown(Backend::Postgres);
 }
+
+/// One request's outcome under load: when it started and ended, and its status (0 when the
+/// transport failed).
+struct Sample {
+    start: Instant,
+    end: Instant,
+    status: u16,
+    retry_after: bool,
+}
+
+/// `clients` threads sending `GET url` with `who`'s credentials until `stop` is set.
+fn load(
+    url: &str,
+    who: (&str, &str),
+    clients: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Vec<Sample> {
+    use std::sync::atomic::Ordering;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let start = Instant::now();
+                        let r = std::panic::catch_unwind(|| send("GET", url, Some(who), &[], None));
+                        let end = Instant::now();
+                        let (status, retry_after) = match r {
+                            Ok(r) => {
+                                if r.status == 503 {
+                                    let body = r.json();
+                                    assert!(body["kind"].is_string());
+                                }
+                                (r.status, r.header("Retry-After").is_some())
+                            }
+                            Err(_) => (0, false),
+                        };
+                        out.push(Sample {
+                            start,
+                            end,
+                            status,
+                            retry_after,
+                        });
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+/// The database stops under load: every request that starts after the stop is 503 (with
+/// `Retry-After`) within `DATABASE_ACQUIRE_TIMEOUT_MS` + 250 ms; when the database returns,
+/// requests succeed again within 1 s, without restarting `serve`.
+#[test]
+fn database_down_under_load_answers_503_then_recovers_postgres() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cluster = common::cluster::Cluster::start(&[]);
+    let acquire_ms = 1000u64;
+    let s = Server::start(
+        &cluster.url(),
+        &[
+            ("DATABASE_POOL_MAX_SIZE", "4"),
+            ("DATABASE_ACQUIRE_TIMEOUT_MS", "1000"),
+            ("DATABASE_CONNECT_TIMEOUT_MS", "500"),
+        ],
+    );
+    let who = ("down@example.com", "database down");
+    sign_up(&s, who.0, who.1);
+    let task = create_task(&s, who, json!({"title": "survive"}));
+    let url = s.url(&format!("/v1/tasks/{}", task["id"].as_str().unwrap()));
+    send("GET", &url, Some(who), &[], None).expect(200);
+
+    let stop = AtomicBool::new(false);
+    let bound = Duration::from_millis(acquire_ms + 250);
+    let (samples, stopped, restarted) = std::thread::scope(|scope| {
+        let loader = scope.spawn(|| load(&url, who, 8, &stop));
+        std::thread::sleep(Duration::from_millis(500));
+        cluster.stop();
+        let stopped = Instant::now();
+        std::thread::sleep(Duration::from_secs(3));
+        cluster.pg_ctl_start();
+        let restarted = Instant::now();
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::Relaxed);
+        (loader.join().unwrap(), stopped, restarted)
+    });
+
+    let before: Vec<&Sample> = samples.iter().filter(|x| x.end < stopped).collect();
+    assert!(
+        before.iter().any(|x| x.status == 200),
+        "load ran before the stop"
+    );
+    let down: Vec<&Sample> = samples
+        .iter()
+        .filter(|x| x.start > stopped && x.end < restarted)
+        .collect();
+    assert!(
+        down.len() >= 8,
+        "requests were sent while down: {}",
+        down.len()
+    );
+    for x in &down {
+        assert_eq!(x.status, 503, "every request while down is 503");
+        assert!(x.retry_after, "503 carries Retry-After");
+        assert!(
+            x.end - x.start <= bound,
+            "answered in {:?}, bound {bound:?}",
+            x.end - x.start
+        );
+    }
+    let first_ok = samples
+        .iter()
+        .filter(|x| x.start >= restarted && x.status == 200)
+        .map(|x| x.end)
+        .min()
+        .expect("service resumed after the restart");
+    assert!(
+        first_ok - restarted <= Duration::from_secs(1),
+        "resumed {:?} after the database returned",
+        first_ok - restarted
+    );
+    let after: Vec<&Sample> = samples.iter().filter(|x| x.start > first_ok).collect();
+    assert!(
+        after.iter().all(|x| x.status == 200),
+        "all requests after recovery succeed"
+    );
+    let worst = down.iter().map(|x| x.end - x.start).max().unwrap();
+    eprintln!(
+        "down: {} requests, all 503, worst {worst:?}; resumed {:?} after restart",
+        down.len(),
+        first_ok - restarted
+    );
+}
+
+/// 64 clients on a pool of 2 with DATABASE_POOL_MAX_WAITERS=4: the excess is answered 503 with
+/// `Retry-After` at once, no request waits past the acquire deadline, and the rest succeed.
+fn pool_exhausted(backend: Backend) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = CliEnv::new(backend);
+    let s = Server::start(
+        env.url.as_deref().unwrap(),
+        &[
+            ("DATABASE_POOL_MAX_SIZE", "2"),
+            ("DATABASE_POOL_MIN_IDLE", "2"),
+            ("DATABASE_POOL_MAX_WAITERS", "4"),
+            ("DATABASE_ACQUIRE_TIMEOUT_MS", "500"),
+        ],
+    );
+    let who = ("busy@example.com", "pool exhausted");
+    sign_up(&s, who.0, who.1);
+    for i in 0..50 {
+        create_task(&s, who, json!({"title": format!("t{i}")}));
+    }
+    let url = s.url("/v1/tasks?limit=50");
+    send("GET", &url, Some(who), &[], None).expect(200);
+    let stop = AtomicBool::new(false);
+    let samples = std::thread::scope(|scope| {
+        let loader = scope.spawn(|| load(&url, who, 64, &stop));
+        std::thread::sleep(Duration::from_secs(3));
+        stop.store(true, Ordering::Relaxed);
+        loader.join().unwrap()
+    });
+    let bound = Duration::from_millis(500 + 250);
+    let ok = samples.iter().filter(|x| x.status == 200).count();
+    let busy: Vec<&Sample> = samples.iter().filter(|x| x.status == 503).collect();
+    let other: Vec<u16> = samples
+        .iter()
+        .map(|x| x.status)
+        .filter(|s| *s != 200 && *s != 503)
+        .collect();
+    assert!(other.is_empty(), "only 200 and 503: {other:?}");
+    assert!(ok > 0, "some requests are served");
+    assert!(
+        !busy.is_empty(),
+        "64 clients on 2 connections + 4 waiters get 503s"
+    );
+    assert!(
+        busy.iter().all(|x| x.retry_after),
+        "every 503 has Retry-After"
+    );
+    let worst = samples.iter().map(|x| x.end - x.start).max().unwrap();
+    assert!(
+        worst <= bound,
+        "no request hangs: worst {worst:?}, bound {bound:?}"
+    );
+    let mut busy_ms: Vec<f64> = busy
+        .iter()
+        .map(|x| (x.end - x.start).as_secs_f64() * 1e3)
+        .collect();
+    busy_ms.sort_by(f64::total_cmp);
+    eprintln!(
+        "{ok} ok, {} busy (503), median 503 in {:.1} ms, worst request {worst:?}",
+        busy.len(),
+        busy_ms[busy_ms.len() / 2]
+    );
+}
+
+#[test]
+fn pool_exhausted_answers_503_fast_sqlite() {
+    pool_exhausted(Backend::Sqlite);
+}
+
+#[test]
+fn pool_exhausted_answers_503_fast_postgres() {
+    pool_exhausted(Backend::Postgres);
+}

@@ -25,11 +25,12 @@ pub struct ApiError {
 }
 
 /// The JSON body of every error answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A short stable name: the library's [`taskstore::Error::kind_name`], or `unauthorized`,
     /// `bad_request`, `payload_too_large`, `unsupported_media_type`, `not_acceptable`,
     /// `overloaded`, `internal`.
+    #[schema(value_type = String)]
     pub kind: &'static str,
     /// What was wrong and what to do.
     pub message: String,

@@ -13,6 +13,7 @@
 mod auth;
 mod error;
 mod observe;
+mod openapi;
 mod routes;
 mod state;
 
@@ -78,6 +79,15 @@ fn router(state: AppState, metrics: PrometheusHandle) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(
+            "/openapi.json",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    openapi::document(),
+                )
+            }),
+        )
+        .route(
             "/metrics",
             get(move || {
                 let m = metrics.clone();
@@ -114,12 +124,14 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Liveness: the process answers. No database.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process answers", body = openapi::Live)))]
 async fn healthz() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
 /// Readiness: the database answers and its schema is what this binary expects, within
 /// [`READY_DEADLINE`]. 200 `{"status": "ok", ...}`; 503 otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "the database answers and the schema is current"), (status = 503, description = "not ready", body = error::ErrorBody)))]
 async fn readyz(State(st): State<AppState>) -> Response {
     let db = st.db.clone();
     let check = st.gate.run(move || {

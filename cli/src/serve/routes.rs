@@ -22,7 +22,8 @@ use taskstore::models::{
 };
 
 use super::auth::{self, Authenticator};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi;
 use super::state::AppState;
 use crate::cli::Format;
 use crate::commands::io;
@@ -75,7 +76,7 @@ fn task_id(path: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiError
 }
 
 /// `POST /v1/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUp {
     pub email: String,
@@ -86,6 +87,7 @@ pub struct SignUp {
     pub last_name: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = SignUp, responses((status = 201, description = "the new user", body = openapi::User), (status = 409, description = "the email is taken", body = ErrorBody), (status = 400, description = "malformed body", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not application/json", body = ErrorBody), (status = 422, description = "a field is invalid", body = ErrorBody), (status = 503, description = "database unavailable", body = ErrorBody)))]
 pub async fn sign_up(
     State(st): State<AppState>,
     body: Result<Json<SignUp>, JsonRejection>,
@@ -107,12 +109,13 @@ pub async fn sign_up(
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/me", tag = "users", security(("basic" = [])), responses((status = 200, description = "the authenticated user", body = openapi::User), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn get_me(Me(me): Me) -> Json<User> {
     Json(me)
 }
 
 /// `PATCH /v1/me`: an absent key leaves the field alone; `null` or `""` clears a name.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MePatch {
     pub email: Option<String>,
@@ -129,6 +132,7 @@ fn present_or_null<'de, D: serde::Deserializer<'de>>(
     Option::<String>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(patch, path = "/v1/me", tag = "users", security(("basic" = [])), request_body = MePatch, responses((status = 200, description = "the updated user", body = openapi::User), (status = 409, description = "the email is taken", body = ErrorBody), (status = 400, description = "malformed body", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not application/json", body = ErrorBody), (status = 422, description = "a field is invalid", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn patch_me(
     State(st): State<AppState>,
     Me(me): Me,
@@ -157,6 +161,7 @@ pub async fn patch_me(
     Ok(Json(user))
 }
 
+#[utoipa::path(delete, path = "/v1/me", tag = "users", security(("basic" = [])), responses((status = 200, description = "the user and all their tasks are deleted", body = openapi::Deleted), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn delete_me(
     State(st): State<AppState>,
     Me(me): Me,
@@ -170,7 +175,7 @@ pub async fn delete_me(
 }
 
 /// `POST /v1/tasks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
     pub title: String,
@@ -180,6 +185,7 @@ pub struct CreateTask {
     pub priority: Option<i16>,
 }
 
+#[utoipa::path(post, path = "/v1/tasks", tag = "tasks", security(("basic" = [])), request_body = CreateTask, responses((status = 201, description = "the new task", body = openapi::Task), (status = 400, description = "malformed body", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not application/json", body = ErrorBody), (status = 422, description = "a field is invalid", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn create_task(
     State(st): State<AppState>,
     Me(me): Me,
@@ -204,7 +210,8 @@ pub async fn create_task(
 }
 
 /// `GET /v1/tasks` query parameters, the CLI's `task list` options.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListQuery {
     pub completed: Option<bool>,
@@ -229,6 +236,7 @@ fn timestamp(field: &'static str, s: &str) -> Result<DateTime<Utc>, Error> {
         })
 }
 
+#[utoipa::path(get, path = "/v1/tasks", tag = "tasks", security(("basic" = [])), params(ListQuery), responses((status = 200, description = "one page", body = openapi::TaskPage), (status = 422, description = "a parameter is invalid", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn list_tasks(
     State(st): State<AppState>,
     Me(me): Me,
@@ -281,6 +289,7 @@ fn with_etag(task: taskstore::Task) -> Response {
     res
 }
 
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks", security(("basic" = [])), params(("id" = String, Path, description = "the task id (UUID)")), responses((status = 200, description = "the task; ETag is its version", body = openapi::Task), (status = 404, description = "no such task of yours", body = ErrorBody), (status = 422, description = "the id is not a UUID", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn get_task(
     State(st): State<AppState>,
     Me(me): Me,
@@ -311,6 +320,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
     s.parse::<i32>().map(Some).map_err(|_| bad())
 }
 
+#[utoipa::path(patch, path = "/v1/tasks/{id}", tag = "tasks", security(("basic" = [])), params(("id" = String, Path, description = "the task id (UUID)"), ("If-Match" = Option<String>, Header, description = "change only if the task is at this version (its ETag)")), request_body = openapi::TaskPatch, responses((status = 200, description = "the updated task", body = openapi::Task), (status = 404, description = "no such task of yours", body = ErrorBody), (status = 409, description = "If-Match names a stale version; nothing changed", body = ErrorBody), (status = 400, description = "malformed body", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not application/json", body = ErrorBody), (status = 422, description = "a field is invalid", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn patch_task(
     State(st): State<AppState>,
     Me(me): Me,
@@ -329,6 +339,7 @@ pub async fn patch_task(
     Ok(with_etag(task))
 }
 
+#[utoipa::path(delete, path = "/v1/tasks/{id}", tag = "tasks", security(("basic" = [])), params(("id" = String, Path, description = "the task id (UUID)")), responses((status = 200, description = "deleted", body = openapi::Deleted), (status = 404, description = "no such task of yours", body = ErrorBody), (status = 422, description = "the id is not a UUID", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn delete_task(
     State(st): State<AppState>,
     Me(me): Me,
@@ -342,6 +353,7 @@ pub async fn delete_task(
     Ok(Json(json!({ "deleted": id })))
 }
 
+#[utoipa::path(post, path = "/v1/tasks/{id}/done", tag = "tasks", security(("basic" = [])), params(("id" = String, Path, description = "the task id (UUID)")), responses((status = 200, description = "the completed task", body = openapi::Task), (status = 404, description = "no such task of yours", body = ErrorBody), (status = 422, description = "the id is not a UUID", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn complete_task(
     State(st): State<AppState>,
     Me(me): Me,
@@ -356,6 +368,7 @@ pub async fn complete_task(
     Ok(with_etag(task))
 }
 
+#[utoipa::path(post, path = "/v1/tasks/{id}/reopen", tag = "tasks", security(("basic" = [])), params(("id" = String, Path, description = "the task id (UUID)")), responses((status = 200, description = "the reopened task", body = openapi::Task), (status = 404, description = "no such task of yours", body = ErrorBody), (status = 422, description = "the id is not a UUID", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn reopen_task(
     State(st): State<AppState>,
     Me(me): Me,
@@ -370,6 +383,7 @@ pub async fn reopen_task(
     Ok(with_etag(task))
 }
 
+#[utoipa::path(get, path = "/v1/stats", tag = "tasks", security(("basic" = [])), responses((status = 200, description = "the user's task counts", body = openapi::TaskStats), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn stats(
     State(st): State<AppState>,
     Me(me): Me,
@@ -399,6 +413,7 @@ fn format_of_media(media: &str) -> Option<Format> {
     }
 }
 
+#[utoipa::path(post, path = "/v1/tasks/import", tag = "tasks", security(("basic" = [])), request_body(content((String = "text/csv"), (String = "application/jsonl")), description = "CSV with a header line, or JSON Lines; all rows or none"), responses((status = 201, description = "every row imported", body = openapi::Imported), (status = 409, description = "an id already exists; nothing imported", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "neither text/csv nor application/jsonl", body = ErrorBody), (status = 422, description = "bad lines, each in details; nothing imported", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn import_tasks(
     State(st): State<AppState>,
     Me(me): Me,
@@ -483,6 +498,7 @@ impl Write for ChannelWriter {
     }
 }
 
+#[utoipa::path(get, path = "/v1/tasks/export", tag = "tasks", security(("basic" = [])), responses((status = 200, description = "every task, oldest first", content((String = "text/csv"), (String = "application/jsonl"))), (status = 406, description = "Accept names neither format", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn export_tasks(
     State(st): State<AppState>,
     Me(me): Me,

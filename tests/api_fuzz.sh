@@ -50,7 +50,7 @@ fuzz() {
         *) echo "unknown backend $backend (sqlite or postgres)" >&2; return 2 ;;
     esac
     echo "=== API property test on $backend"
-    (cd "$work" && DATABASE_URL="$url" TASKSTORE_PASSWORD="fuzz password" \
+    (cd "$work" && echo "fuzz password" | DATABASE_URL="$url" \
         "$bin" --json user add --email fuzz@example.com --password >/dev/null)
     (cd "$work" && DATABASE_URL="$url" TASKSTORE_LOG=info exec "$bin" serve --addr 127.0.0.1:0 \
         >"$work/serve.out" 2>"$work/serve-$backend.log") &

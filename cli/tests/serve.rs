@@ -642,53 +642,38 @@ fn every_route_postgres() {
 /// A user made with `user add --password` logs in; a deactivated user cannot.
 fn cli_password_and_inactive(backend: Backend) {
     let env = CliEnv::new(backend);
-    let out = env
-        .cmd(&[
-            "--json",
-            "user",
-            "add",
-            "--email",
-            "cli@example.com",
-            "--password",
-        ])
-        .env("TASKSTORE_PASSWORD", "from the cli")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // From standard input when not a terminal and no TASKSTORE_PASSWORD.
-    let mut child = env
-        .cmd(&[
-            "--json",
-            "user",
-            "add",
-            "--email",
-            "stdin@example.com",
-            "--password",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"piped password\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(stored.get("password_hash").is_none());
+    // From standard input when it is not a terminal.
+    let add = |email: &str, password: &str| {
+        let mut child = env
+            .cmd(&["--json", "user", "add", "--email", email, "--password"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(stored.get("password_hash").is_none());
+    };
+    add("cli@example.com", "from the cli");
+    add("stdin@example.com", "piped password");
     // The flag takes no value: a password never sits on the command line.
     let out = env.run(&[
         "user",
@@ -851,10 +836,7 @@ fn eight_concurrent_clients_postgres() {
 /// refused, the process drops its pool and exits 0.
 fn graceful_shutdown(backend: Backend) {
     let env = CliEnv::new(backend);
-    let mut s = Server::start(
-        env.url.as_deref().unwrap(),
-        &[("TASKSTORE_SHUTDOWN_GRACE_MS", "30000")],
-    );
+    let mut s = Server::start(env.url.as_deref().unwrap(), &[]);
     let who = ("bye@example.com", "graceful exit");
     sign_up(&s, who.0, who.1);
     let mut body = String::from("title,priority,description\n");

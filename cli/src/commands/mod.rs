@@ -8,6 +8,7 @@ mod user;
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use taskstore::models::{User, UserId};
@@ -102,6 +103,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Health => ops::health(&ctx),
         Command::Config => ops::config(&ctx),
-        Command::Serve { addr } => crate::serve::run(&ctx, &addr),
+        Command::Serve {
+            addr,
+            shutdown_grace_ms,
+        } => crate::serve::run(&ctx, &addr, Duration::from_millis(shutdown_grace_ms)),
     }
 }

@@ -73,12 +73,10 @@ pub fn run(ctx: &Ctx, action: UserAction) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The password for `user add --password`: `TASKSTORE_PASSWORD`, else a prompt without echo on
-/// a terminal, else the first line of standard input (its line ending removed).
+/// The password for `user add --password`: a prompt without echo on a terminal, else the first
+/// line of standard input (its line ending removed). Never an argument or an environment
+/// variable, which other processes of the machine can read.
 fn read_password() -> anyhow::Result<String> {
-    if let Ok(p) = std::env::var("TASKSTORE_PASSWORD") {
-        return Ok(p);
-    }
     if std::io::stdin().is_terminal() {
         return Ok(rpassword::prompt_password("password: ")?);
     }

@@ -7,7 +7,7 @@
 //! log and the HTTP metrics.
 //!
 //! Shutdown (SIGTERM or Ctrl-C): stop accepting, let in-flight requests finish for up to
-//! `TASKSTORE_SHUTDOWN_GRACE_MS` (default 10 000), then drop the pool (closing its connections)
+//! `--shutdown-grace-ms` (default 10 000), then drop the pool (closing its connections)
 //! and exit 0.
 
 mod auth;
@@ -39,9 +39,6 @@ use crate::commands::Ctx;
 
 /// How long `/readyz` waits for the database before answering 503.
 pub const READY_DEADLINE: Duration = Duration::from_secs(2);
-
-/// Default bound on finishing in-flight requests after SIGTERM / Ctrl-C.
-const SHUTDOWN_GRACE_MS: u64 = 10_000;
 
 /// Latency buckets of `http_request_duration_seconds`, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -193,21 +190,12 @@ async fn shutdown_signal() {
 }
 
 /// Runs the server until SIGTERM / Ctrl-C.
-pub fn run(ctx: &Ctx, addr: &str) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, addr: &str, grace: Duration) -> anyhow::Result<ExitCode> {
     let metrics = install_metrics()?;
     let config = ctx.server_config()?;
-    let grace = match std::env::var("TASKSTORE_SHUTDOWN_GRACE_MS") {
-        Ok(v) => Duration::from_millis(v.trim().parse().map_err(|_| {
-            taskstore::Error::validation(
-                "TASKSTORE_SHUTDOWN_GRACE_MS",
-                "expected a whole number of milliseconds",
-            )
-        })?),
-        Err(_) => Duration::from_millis(SHUTDOWN_GRACE_MS),
-    };
     let db = Database::connect(&config)?;
     let pool = config.pool();
-    let gate = BlockingGate::for_pool(pool.max_size, pool.max_waiters);
+    let gate = BlockingGate::for_pool(pool.max_size, pool.max_waiters, pool.acquire_timeout);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(gate.size())

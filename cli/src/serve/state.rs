@@ -7,12 +7,21 @@
 //! worker. The blocking pool is capped at [`BlockingGate::size`] threads:
 //! `DATABASE_POOL_MAX_SIZE` (each may hold a connection) plus the callers allowed to wait for
 //! one — `DATABASE_POOL_MAX_WAITERS`, or `4 × DATABASE_POOL_MAX_SIZE` when that is 0
-//! (unlimited). A semaphore with as many permits admits calls: a request that finds every
-//! permit taken is answered 503 (`overloaded`, with `Retry-After`) at once instead of queueing
-//! inside tokio, where no deadline would apply. An admitted call waits for a connection under
-//! the pool's own hard deadline (`DATABASE_ACQUIRE_TIMEOUT_MS`), so no request waits longer.
+//! (unlimited). A semaphore with as many permits admits calls, so that no call queues inside
+//! tokio, where no deadline would apply:
+//!
+//! - with `DATABASE_POOL_MAX_WAITERS` set, a request that finds every permit taken is answered
+//!   503 (`overloaded`, with `Retry-After`) at once: the same promise as the pool's own limit
+//!   on waiters, made before a thread is taken;
+//! - with it unset (unlimited), the request waits for a permit up to
+//!   `DATABASE_ACQUIRE_TIMEOUT_MS`, then gets the same 503.
+//!
+//! An admitted call then waits for a connection under the pool's own hard deadline
+//! (`DATABASE_ACQUIRE_TIMEOUT_MS`). So a request waits at most one acquire deadline when
+//! waiters are limited, and at most two (thread, then connection) when they are not.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use taskstore::Database;
 use tokio::sync::Semaphore;
@@ -59,21 +68,24 @@ impl Default for Limits {
 pub struct BlockingGate {
     permits: Arc<Semaphore>,
     size: usize,
+    /// How long to wait for a permit: zero when `DATABASE_POOL_MAX_WAITERS` limits waiters.
+    wait: Duration,
 }
 
 impl BlockingGate {
     /// A gate sized for `pool_max` connections and `max_waiters` waiting callers (0 = the
     /// default of four per connection).
-    pub fn for_pool(pool_max: u32, max_waiters: u32) -> Self {
-        let waiters = if max_waiters == 0 {
-            4 * pool_max
+    pub fn for_pool(pool_max: u32, max_waiters: u32, acquire_timeout: Duration) -> Self {
+        let (waiters, wait) = if max_waiters == 0 {
+            (4 * pool_max, acquire_timeout)
         } else {
-            max_waiters
+            (max_waiters, Duration::ZERO)
         };
         let size = (pool_max + waiters) as usize;
         Self {
             permits: Arc::new(Semaphore::new(size)),
             size,
+            wait,
         }
     }
 
@@ -82,18 +94,22 @@ impl BlockingGate {
         self.size
     }
 
-    /// Runs `f` on a blocking thread inside the current span, or answers 503 when every
-    /// permit is taken.
+    /// Runs `f` on a blocking thread inside the current span, or answers 503 when no permit
+    /// is free (at once, or after the wait: see the module docs).
     pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let permit = self
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::overloaded())?;
+        let permit = if self.wait.is_zero() {
+            self.permits.clone().try_acquire_owned().ok()
+        } else {
+            tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let permit = permit.ok_or_else(ApiError::overloaded)?;
         let span = tracing::Span::current();
         let handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;

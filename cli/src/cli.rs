@@ -58,6 +58,16 @@ pub enum Command {
     Health,
     /// Print the effective configuration, secrets redacted, with each value's source.
     Config,
+    /// Serve the JSON HTTP API (README "Serving HTTP") until SIGTERM or Ctrl-C.
+    Serve {
+        /// Address to listen on, HOST:PORT (port 0 picks a free one; the address is printed).
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// After SIGTERM or Ctrl-C, how long in-flight requests may take to finish before the
+        /// pool is dropped, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 10_000)]
+        shutdown_grace_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,8 +103,13 @@ pub enum UserAction {
         #[arg(long)]
         email: String,
         /// An already-hashed password (e.g. a PHC string); never a plain password.
-        #[arg(long, value_name = "HASH")]
-        password_hash: String,
+        #[arg(long, value_name = "HASH", required_unless_present = "password")]
+        password_hash: Option<String>,
+        /// Hash a password with Argon2id instead (so the user can log in to `taskstore serve`):
+        /// prompted for without echo on a terminal, else the first line of standard input.
+        /// Never a command-line value.
+        #[arg(long, conflicts_with = "password_hash")]
+        password: bool,
         /// First name (at most 100 characters; optional).
         #[arg(long, value_name = "NAME")]
         first_name: Option<String>,

@@ -16,9 +16,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 /// Installs the subscriber for this run.
-pub fn init(json: bool) {
+pub fn init(json: bool, default: &str) {
     let requested = std::env::var("TASKSTORE_LOG").ok();
-    let default = crate::CLI_LOG_FILTER;
     let filter = requested
         .as_deref()
         .and_then(|f| EnvFilter::try_new(f).ok())

@@ -10,6 +10,7 @@ mod exit;
 mod lint;
 mod logs;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -30,7 +31,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return output::report_usage(&err, json),
     };
-    logs::init(json);
+    let serving = matches!(cli.command, cli::Command::Serve { .. });
+    logs::init(
+        json,
+        if serving {
+            SERVE_LOG_FILTER
+        } else {
+            CLI_LOG_FILTER
+        },
+    );
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(err) => output::report_error(&err, json),
@@ -39,3 +48,6 @@ fn main() -> ExitCode {
 
 /// What the CLI logs unless `TASKSTORE_LOG` says otherwise (also what `taskstore config` shows).
 pub const CLI_LOG_FILTER: &str = "warn";
+
+/// What `taskstore serve` logs unless `TASKSTORE_LOG` says otherwise: the access log is `info`.
+pub const SERVE_LOG_FILTER: &str = "info";

@@ -2,13 +2,14 @@
 
 mod check;
 mod demo;
-mod io;
+pub mod io;
 mod ops;
 mod task;
 mod user;
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use taskstore::models::{User, UserId};
@@ -46,6 +47,22 @@ impl Ctx {
         ];
         let config = Config::from_env_with_defaults(Path::new("."), &overrides, &defaults)?;
         Ok(config.with_one_shot_pool())
+    }
+
+    /// The configuration of a long-running server (`serve`): environment, `.env` and
+    /// `--database-url`, with the library's pool defaults (not the one-shot pool) and `info`
+    /// logs.
+    pub fn server_config(&self) -> anyhow::Result<Config> {
+        let mut overrides: Vec<(&str, String)> = Vec::new();
+        if let Some(url) = &self.database_url {
+            overrides.push(("DATABASE_URL", url.clone()));
+        }
+        let defaults = [("TASKSTORE_LOG", crate::SERVE_LOG_FILTER.to_owned())];
+        Ok(Config::from_env_with_defaults(
+            Path::new("."),
+            &overrides,
+            &defaults,
+        )?)
     }
 
     /// Connects (applying pending migrations unless configured otherwise).
@@ -90,5 +107,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Health => ops::health(&ctx),
         Command::Config => ops::config(&ctx),
+        Command::Serve {
+            addr,
+            shutdown_grace_ms,
+        } => crate::serve::run(&ctx, &addr, Duration::from_millis(shutdown_grace_ms)),
     }
 }

@@ -1,5 +1,6 @@
 //! `taskstore user ...`
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use taskstore::models::{NewUser, PageRequest, UserPatch};
@@ -14,9 +15,14 @@ pub fn run(ctx: &Ctx, action: UserAction) -> anyhow::Result<ExitCode> {
         UserAction::Add {
             email,
             password_hash,
+            password,
             first_name,
             last_name,
         } => {
+            let password_hash = match password_hash {
+                Some(h) if !password => h,
+                _ => crate::serve::hash_password(&read_password()?)?,
+            };
             let user = users.create(&NewUser {
                 email: &email,
                 password_hash: &password_hash,
@@ -65,4 +71,16 @@ pub fn run(ctx: &Ctx, action: UserAction) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The password for `user add --password`: a prompt without echo on a terminal, else the first
+/// line of standard input (its line ending removed). Never an argument or an environment
+/// variable, which other processes of the machine can read.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        return Ok(rpassword::prompt_password("password: ")?);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }

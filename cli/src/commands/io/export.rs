@@ -79,6 +79,24 @@ pub fn export(
             Box::new(std::io::stdout().lock()),
         ),
     };
+    let count = write_all(db, owner, format, out)?;
+    if let Some(path) = output {
+        ctx.out.text_or_json(
+            &format!("exported {count} tasks to {}", path.display()),
+            &json!({ "exported": count, "file": path.display().to_string() }),
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes every task of `owner`, oldest first, to `out` in `format` (CSV with its header line
+/// even for no tasks) and flushes it; returns how many tasks were written.
+pub fn write_all(
+    db: &Database,
+    owner: UserId,
+    format: Format,
+    out: Box<dyn Write>,
+) -> anyhow::Result<usize> {
     let mut sink = Sink::new(format, out)?;
     let mut cursor = None;
     let mut count = 0usize;
@@ -99,11 +117,5 @@ pub fn export(
         }
     }
     sink.flush()?;
-    if let Some(path) = output {
-        ctx.out.text_or_json(
-            &format!("exported {count} tasks to {}", path.display()),
-            &json!({ "exported": count, "file": path.display().to_string() }),
-        )?;
-    }
-    Ok(())
+    Ok(count)
 }

@@ -31,28 +31,55 @@ pub fn import(
     let format = format_of(path, format)?;
     let started = Instant::now();
     let bytes = read::load(path)?;
+    let rows = check(&bytes, format, &path.display().to_string())?;
+    drop(bytes);
+    let bar = progress_bar(ctx, rows.len());
+    let written = write_rows(db, owner, &rows, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let rate = written as f64 / secs.max(1e-9);
+    ctx.out.text_or_json(
+        &format!(
+            "imported {written} tasks from {} in {secs:.2} s ({rate:.0} rows/s)",
+            path.display()
+        ),
+        &json!({ "imported": written, "seconds": secs, "rows_per_second": rate }),
+    )
+}
+
+/// Reads and checks every row of `bytes` (a byte-order mark already removed) in `format`:
+/// the rows, or bad input naming every bad line of `source` (a file name, or "the request
+/// body").
+pub fn check(bytes: &[u8], format: Format, source: &str) -> Result<Vec<Row>, InputError> {
     let mut problems = Problems::default();
     let rows = match format {
-        Format::Csv => read::csv(&bytes, &mut problems),
-        Format::Jsonl => read::jsonl(&bytes, &mut problems),
+        Format::Csv => read::csv(bytes, &mut problems),
+        Format::Jsonl => read::jsonl(bytes, &mut problems),
     };
-    drop(bytes);
     read::duplicate_ids(&rows, &mut problems);
     if !problems.is_empty() {
         let n = problems.bad_lines();
         return Err(InputError {
             message: format!(
-                "{} has {n} bad line{}; nothing was imported",
-                path.display(),
+                "{source} has {n} bad line{}; nothing was imported",
                 if n == 1 { "" } else { "s" }
             ),
             details: problems.details,
             conflict: false,
-        }
-        .into());
+        });
     }
+    Ok(rows)
+}
 
-    let bar = progress_bar(ctx, rows.len());
+/// Writes checked rows for `owner` in one transaction, chunk by chunk (`progress` hears each
+/// chunk's row count): all of them, or none and an error (a row whose id already exists is an
+/// [`InputError`] conflict naming its line).
+pub fn write_rows(
+    db: &Database,
+    owner: UserId,
+    rows: &[Row],
+    mut progress: impl FnMut(usize),
+) -> anyhow::Result<usize> {
     // The line of the first row whose id already exists, found after a chunk conflicts.
     let mut conflict: Option<String> = None;
     let outcome = db.with_transaction(|conn| {
@@ -67,32 +94,20 @@ pub fn import(
                 }
                 Err(e) => return Err(e),
             }
-            bar.inc(chunk.len() as u64);
+            progress(chunk.len());
         }
         Ok(written)
     });
-    let written = match (outcome, conflict) {
-        (Ok(n), _) => n,
-        (Err(Error::Conflict { .. }), Some(detail)) => {
-            return Err(InputError {
-                message: "the import conflicts with existing tasks; nothing was imported".into(),
-                details: vec![detail],
-                conflict: true,
-            }
-            .into());
+    match (outcome, conflict) {
+        (Ok(n), _) => Ok(n),
+        (Err(Error::Conflict { .. }), Some(detail)) => Err(InputError {
+            message: "the import conflicts with existing tasks; nothing was imported".into(),
+            details: vec![detail],
+            conflict: true,
         }
-        (Err(e), _) => return Err(e.into()),
-    };
-    bar.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64();
-    let rate = written as f64 / secs.max(1e-9);
-    ctx.out.text_or_json(
-        &format!(
-            "imported {written} tasks from {} in {secs:.2} s ({rate:.0} rows/s)",
-            path.display()
-        ),
-        &json!({ "imported": written, "seconds": secs, "rows_per_second": rate }),
-    )
+        .into()),
+        (Err(e), _) => Err(e.into()),
+    }
 }
 
 /// A progress bar on a terminal (never with `--json`), hidden otherwise.

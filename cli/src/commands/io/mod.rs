@@ -25,7 +25,7 @@
 
 mod export;
 mod import;
-mod read;
+pub mod read;
 
 use std::path::Path;
 
@@ -35,8 +35,8 @@ use taskstore::models::TaskImport;
 use crate::cli::Format;
 use crate::exit::InputError;
 
-pub use export::export;
-pub use import::import;
+pub use export::{export, write_all};
+pub use import::{check, import, write_rows};
 
 /// Columns import accepts and export writes, in export order: the fields of [`TaskImport`]
 /// (a test checks that they are exactly what its `Serialize` writes).

@@ -87,7 +87,7 @@ pub fn load(path: &Path) -> Result<Vec<u8>, InputError> {
 }
 
 /// The UTF-8 byte-order mark.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The problem with a line that is not UTF-8 (its text is not shown: it cannot be printed).
 const NOT_UTF8: &str = "not valid UTF-8; save the file as UTF-8";

@@ -61,7 +61,8 @@
 //!
 //! Files: `acquire` (fast path, waiters, retries, the checkout decision, the deadline error),
 //! `guard` ([`Conn`]: check-in reset, leak report), `manager` (r2d2's `ManageConnection`),
-//! `startup` (waiting for the database, the `max_connections` check), `shared` (state shared
+//! `queue` (the fair queue of waiters in front of r2d2, with the
+//! direct hand-off at check-in), `startup` (waiting for the database, the `max_connections` check), `shared` (state shared
 //! by a pool and its connections), `stats` ([`Stats`]) and `metrics` (names, units, labels).
 
 mod acquire;
@@ -69,6 +70,7 @@ mod guard;
 mod leaks;
 mod manager;
 mod metrics;
+mod queue;
 mod shared;
 mod startup;
 mod stats;
@@ -116,7 +118,7 @@ impl Pool {
     /// nothing here waits for the database.
     pub fn build(name: &str, url: &DatabaseUrl, config: &Config) -> Self {
         let settings = config.pool().clone();
-        let shared = Arc::new(Shared::new(name));
+        let shared = Arc::new(Shared::new(name, settings.max_size));
         let connector = Connector::new(url, &settings, config.session());
         let reset = Arc::new(connector.session_reset());
         let manager = Manager::new(connector, settings.max_lifetime, Arc::clone(&shared));

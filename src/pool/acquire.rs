@@ -252,14 +252,19 @@ impl Pool {
                 Step::Handed(pooled) => Some(pooled),
                 Step::Poll => {
                     let remaining = deadline.saturating_duration_since(now);
-                    match self.r2d2().get_timeout(remaining.min(WAIT_SLICE)) {
-                        Ok(pooled) => {
+                    let got = if queue.pool_has_room() {
+                        self.r2d2().get_timeout(remaining.min(WAIT_SLICE)).ok()
+                    } else {
+                        self.r2d2().try_get()
+                    };
+                    match got {
+                        Some(pooled) => {
                             if let Some(extra) = queue.leave(ticket) {
                                 self.pass_on(extra);
                             }
                             Some(pooled)
                         }
-                        Err(_) => {
+                        None => {
                             queue.polled(ticket);
                             None
                         }

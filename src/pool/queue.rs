@@ -72,7 +72,8 @@ pub(crate) struct Ticket {
 pub(crate) enum Step {
     /// A connection handed over at check-in; the waiter has left the queue.
     Handed(Pooled),
-    /// The head of the queue: wait inside r2d2 (then [`Queue::polled`] or [`Queue::leave`]).
+    /// The head of the queue: look inside r2d2 — waiting there while the pool has room —
+    /// then call [`Queue::polled`] or [`Queue::leave`].
     Poll,
     /// Nothing yet, `until` has passed: look at errors and the deadline.
     Look,
@@ -106,8 +107,9 @@ impl Queue {
         self.open.fetch_sub(1, SeqCst);
     }
 
-    /// Whether r2d2 may open another connection (then the head waits inside r2d2 for it).
-    fn pool_has_room(&self) -> bool {
+    /// Whether r2d2 may open another connection (then the head waits inside r2d2 for it;
+    /// otherwise it only looks there without blocking).
+    pub fn pool_has_room(&self) -> bool {
         self.open.load(SeqCst) < self.max_size
     }
 
@@ -140,9 +142,10 @@ impl Queue {
             ticket: ticket.id,
             wake: Arc::clone(&ticket.wake),
             polling: false,
-            // Look at r2d2 once on arrival: a connection checked in while this caller was
-            // between the fast path and the queue went to r2d2.
-            nudged: true,
+            // A new head looks at r2d2 once: a connection checked in while this caller was
+            // between the fast path and the queue went there. (Behind a head, nothing can:
+            // check-ins go to the head.)
+            nudged: front || inner.waiting.is_empty(),
         };
         if front {
             inner.waiting.push_front(waiter);
@@ -170,6 +173,15 @@ impl Queue {
             }
             let now = Instant::now();
             if now >= until {
+                // The head looks at r2d2 at the end of every slice too (without blocking when
+                // the pool is full), whatever it missed.
+                if let Some(head) = inner.waiting.front_mut()
+                    && head.ticket == ticket.id
+                {
+                    head.nudged = false;
+                    head.polling = true;
+                    return Step::Poll;
+                }
                 return Step::Look;
             }
             inner = ticket
@@ -194,8 +206,8 @@ impl Queue {
         if let Some(i) = inner.waiting.iter().position(|w| w.ticket == ticket.id) {
             inner.waiting.remove(i);
             self.len.fetch_sub(1, SeqCst);
-            if i == 0 {
-                // The next waiter is the head now: it may have to poll r2d2.
+            if i == 0 && self.pool_has_room() {
+                // The next waiter is the head now: it polls r2d2 while the pool has room.
                 if let Some(next) = inner.waiting.front_mut() {
                     next.nudged = true;
                     next.wake.notify_one();

@@ -31,7 +31,15 @@ fn main() -> Result<()> {
     let reps: usize = std::env::args().nth(1).map_or(Ok(200), |s| s.parse())?;
     let pg = support::PgBenchDb::create("taskstore_bench_copy_threshold");
     let db = support::layer(&pg.url, 1);
-    let owner = db.users().create("copy-threshold@example.com", "Copy")?.id;
+    let owner = db
+        .users()
+        .create(&taskstore::models::NewUser {
+            email: "copy-threshold@example.com",
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+            first_name: None,
+            last_name: None,
+        })?
+        .id;
     drop(db);
     let mut conn = support::raw_pg(&pg.url);
     let titles: Vec<String> = (0..SIZES[SIZES.len() - 1])

@@ -34,7 +34,7 @@ const IDS_PER_STATEMENT: usize = 10_000;
 /// below it, with a multi-row INSERT. Measured with `examples/copy_threshold.rs` (the same rows
 /// through both statements, paired, bench/RESULTS.md): COPY costs an extra protocol exchange,
 /// which a handful of rows does not pay back.
-pub const COPY_FROM_ROWS: usize = 64;
+pub const COPY_FROM_ROWS: usize = 4;
 
 /// Creates many tasks for `owner` in one transaction: on PostgreSQL with binary
 /// `COPY FROM STDIN` from [`COPY_FROM_ROWS`] rows on, otherwise (and on SQLite) with multi-row

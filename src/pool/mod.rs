@@ -7,7 +7,11 @@
 //!
 //! How, given r2d2's own behaviour:
 //! - r2d2 opens connections on its own threads and retries failed connects forever; a caller
-//!   only ever *waits* for one, in slices, so no caller is stuck inside a connect. libpq's
+//!   only ever *waits* for one, so no caller is stuck inside a connect.
+//! - Callers that find no idle connection queue in arrival order (`queue`): a connection
+//!   checked in while someone waits is handed straight to the longest waiter, and a newcomer
+//!   takes r2d2's fast path only while nobody waits, so nobody barges past a waiter. Waiters
+//!   still wake every 25 ms to look at connection errors and the deadline. libpq's
 //!   `connect_timeout` bounds each attempt on those threads.
 //! - r2d2's `test_on_check_out` would run a `SELECT 1` outside any deadline (and double the cost
 //!   of a point query), so it is off. Instead a connection idle longer than

@@ -340,7 +340,8 @@ fn streaming_import_keeps_its_promises_across_chunks(backend: Backend) {
     assert_eq!(total(&env, &first), ROWS as i64);
 
     let second = env.add_user("stream-b@example.com");
-    let cases: [(&str, Box<dyn Fn(usize) -> Option<String>>, i32, &[&str]); 3] = [
+    type Edit = Box<dyn Fn(usize) -> Option<String>>;
+    let cases: [(&str, Edit, i32, &[&str]); 3] = [
         (
             "bad.csv",
             Box::new(|i| (i == 4_898).then(|| ",too high,9\n".to_owned())),

@@ -8,7 +8,8 @@
 //! PostgreSQL (database `taskstore_bench_bulk` on the shared server, dropped at the end):
 //! - `tasks::import` — binary `COPY FROM STDIN`, rows carrying their ids (an export being
 //!   re-imported; the layer checks first that no id exists), and without ids (fresh rows);
-//! - `tasks::create_many` — multi-row INSERTs of 6 553 rows;
+//! - `tasks::create_many` — binary `COPY` (from `tasks::COPY_FROM_ROWS` rows on; multi-row
+//!   INSERTs of 6 553 rows below that);
 //! - `psql \copy` of the same rows from a CSV file (psql's own `\timing`) — SPEC's yardstick
 //!   for COPY (≥ 0.85×);
 //! - raw Diesel multi-row INSERTs of the same rows in one transaction, for reference.
@@ -354,7 +355,7 @@ fn report(rows: usize, rounds: usize, times: &mut BTreeMap<&'static str, Vec<f64
         "≥ 0.85",
     );
     ratio(
-        "PG create_many (INSERT) / psql \\copy",
+        "PG create_many (COPY) / psql \\copy",
         "pg_layer_create_many",
         "pg_psql_copy_csv",
         "(reference)",

@@ -309,6 +309,75 @@ fn item17_id_conflicts_exit_6_and_duplicates_name_file_lines(backend: Backend) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Issue 14: the streaming import keeps its promises across the chunks it writes.
+
+/// A file of 5 001 rows (the CLI writes 2 000 rows per chunk, so three chunks): imported
+/// whole; a bad row, an id given twice and an id that exists, each near the end of the file
+/// (after earlier chunks were written in the transaction), are reported by file line with the
+/// usual exit code and nothing is written.
+fn streaming_import_keeps_its_promises_across_chunks(backend: Backend) {
+    let env = CliEnv::new(backend);
+    const ROWS: usize = 5_001;
+    let known = "0192f1a6-3f3e-7c2a-9d4b-5e6f7a8b9c0d";
+    // Row i (from 0) is on line i + 2.
+    let csv = |edit: &dyn Fn(usize) -> Option<String>| {
+        let mut text = String::from("id,title,priority\n");
+        for i in 0..ROWS {
+            text.push_str(&edit(i).unwrap_or_else(|| format!(",task {i},{}\n", i % 5 + 1)));
+        }
+        text
+    };
+    let first = env.add_user("stream-a@example.com");
+    let file = env.arg("good.csv");
+    std::fs::write(
+        &file,
+        csv(&|i| (i == 0).then(|| format!("{known},first,3\n"))),
+    )
+    .unwrap();
+    let out = stdout(&import(&env, &first, &file));
+    let summary: Value = serde_json::from_str(&out).expect("json summary");
+    assert_eq!(summary["imported"], ROWS as u64, "{out}");
+    assert_eq!(total(&env, &first), ROWS as i64);
+
+    let second = env.add_user("stream-b@example.com");
+    type Edit = Box<dyn Fn(usize) -> Option<String>>;
+    let cases: [(&str, Edit, i32, &[&str]); 3] = [
+        (
+            "bad.csv",
+            Box::new(|i| (i == 4_898).then(|| ",too high,9\n".to_owned())),
+            4,
+            &["line 4900: priority:"],
+        ),
+        (
+            "twice.csv",
+            Box::new(|i| {
+                (i == 1 || i == 4_798)
+                    .then(|| "0192f1a6-3f3e-7c2a-9d4b-5e6f7a8b9c0e,twice,3\n".to_owned())
+            }),
+            4,
+            &["line 4800: id:", "lines 3 and 4800"],
+        ),
+        (
+            "exists.csv",
+            Box::new(move |i| (i == 4_498).then(|| format!("{known},exists,3\n"))),
+            6,
+            &["line 4500: id:"],
+        ),
+    ];
+    for (name, edit, code, want) in cases {
+        let file = env.arg(name);
+        std::fs::write(&file, csv(&*edit)).unwrap();
+        let err = env.fails(code, &["task", "import", "--user", &second, &file]);
+        let text = error_text(&err);
+        for w in want {
+            assert!(text.contains(w), "{name}: expected {w:?} in {text}");
+        }
+        assert_eq!(total(&env, &second), 0, "{name}: nothing written");
+    }
+    assert_eq!(total(&env, &first), ROWS as i64);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Item 18: empty and absent are one value.
 
 /// Item 18 (library): an empty description is stored as absent on create, update and import;
@@ -552,6 +621,11 @@ mod sqlite {
     }
 
     #[test]
+    fn streaming_import_keeps_its_promises_across_chunks() {
+        super::streaming_import_keeps_its_promises_across_chunks(Backend::Sqlite);
+    }
+
+    #[test]
     fn item18_empty_strings_are_stored_as_absent() {
         super::item18_empty_strings_are_stored_as_absent(&db());
     }
@@ -607,6 +681,11 @@ mod postgres {
     #[test]
     fn item17_id_conflicts_exit_6_and_duplicates_name_file_lines() {
         super::item17_id_conflicts_exit_6_and_duplicates_name_file_lines(Backend::Postgres);
+    }
+
+    #[test]
+    fn streaming_import_keeps_its_promises_across_chunks() {
+        super::streaming_import_keeps_its_promises_across_chunks(Backend::Postgres);
     }
 
     #[test]

@@ -174,3 +174,67 @@ fn reads_go_to_a_configured_replica() {
         "the primary pool served only the start-up capacity check"
     );
 }
+
+/// Waiters are served in the order they arrived, and a caller that returns its connection and
+/// asks again at once queues behind them instead of taking it back (no barging). A pool of one
+/// makes every acquisition sequential, so the order recorded is the order served.
+fn served_in_arrival_order(backend: Backend, threads: usize) {
+    let db = TestDb::new(
+        backend,
+        &[
+            ("DATABASE_POOL_MAX_SIZE", "1"),
+            ("DATABASE_ACQUIRE_TIMEOUT_MS", "60000"),
+        ],
+    );
+    let held = db.conn().unwrap();
+    let served = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for i in 0..threads {
+            let (db, served) = (&db, &served);
+            s.spawn(move || {
+                let conn = db.conn().expect("a queued caller gets a connection");
+                served.lock().unwrap().push(i);
+                drop(conn);
+                // Straight back: r2d2 alone would hand this caller its own connection again.
+                let again = db.conn().expect("the caller gets a connection again");
+                served.lock().unwrap().push(threads + i);
+                drop(again);
+            });
+            // Thread i is counted (and queued, under the same lock) before thread i + 1 starts.
+            let end = Instant::now() + Duration::from_secs(30);
+            while db.pool_state().waiters < i as u32 + 1 {
+                assert!(Instant::now() < end, "thread {i} never started waiting");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        drop(held);
+    });
+    let served = served.into_inner().unwrap();
+    assert_eq!(served.len(), 2 * threads);
+    assert_eq!(
+        served[..threads],
+        (0..threads).collect::<Vec<_>>(),
+        "the first {threads} connections go to the waiters in arrival order: {served:?}"
+    );
+    assert_eq!(db.stats().timeouts, 0);
+}
+
+#[test]
+fn sqlite_waiters_are_served_in_arrival_order_8_threads() {
+    served_in_arrival_order(Backend::Sqlite, 8);
+}
+
+#[test]
+fn sqlite_waiters_are_served_in_arrival_order_64_threads() {
+    served_in_arrival_order(Backend::Sqlite, 64);
+}
+
+#[test]
+fn postgres_waiters_are_served_in_arrival_order_8_threads() {
+    served_in_arrival_order(Backend::Postgres, 8);
+}
+
+#[test]
+fn postgres_waiters_are_served_in_arrival_order_64_threads() {
+    served_in_arrival_order(Backend::Postgres, 64);
+}

@@ -797,4 +797,52 @@ backend_tests! {
             "limit",
         );
     }
+
+    /// `create_many` below, at and above the size from which PostgreSQL writes with COPY: the
+    /// same rows stored, the same count returned, the same all-or-nothing promise.
+    fn create_many_on_both_sides_of_the_copy_threshold(db: &TestDb) {
+        let t = repo::COPY_FROM_ROWS;
+        let hostile = ["tab\there", "quote ' \" back\\slash", "new\nline", "ünïcødé ✓", "\\N", ","];
+        for n in [1, t - 1, t, 3 * t + 5] {
+            let owner = factories::user(db).id;
+            let titles: Vec<String> = (0..n).map(|i| format!("{} {i}", hostile[i % hostile.len()])).collect();
+            let descriptions: Vec<String> = (0..n).map(|i| format!("d{i} {}", hostile[(i + 1) % hostile.len()])).collect();
+            let new: Vec<NewTask<'_>> = (0..n)
+                .map(|i| NewTask {
+                    title: &titles[i],
+                    description: (i % 3 != 0).then_some(descriptions[i].as_str()),
+                    priority: (i % 2 == 0).then_some((i % 5 + 1) as i16),
+                })
+                .collect();
+            assert_eq!(db.tasks().create_many(owner, &new).unwrap(), n, "{n} rows");
+            let mut stored = factories::all_tasks(db, owner);
+            stored.sort_by_key(|t| t.id);
+            assert_eq!(stored.len(), n);
+            for (i, task) in stored.iter().enumerate() {
+                assert_eq!(task.title, titles[i].trim(), "row {i} of {n}: ids keep the given order");
+                assert_eq!(task.description.as_deref(), new[i].description, "row {i} of {n}");
+                assert_eq!(task.priority, new[i].priority.unwrap_or(3), "row {i} of {n}");
+                assert!(!task.completed && task.completed_at.is_none() && task.version == 1);
+                assert_eq!(task.user_id, owner);
+                assert_eq!(task.created_at, stored[0].created_at, "one created_at for the batch");
+                assert_eq!(task.updated_at, task.created_at);
+            }
+            // A bad last row: nothing written, the row named.
+            let owner2 = factories::user(db).id;
+            let mut bad = new.clone();
+            let last = bad.len();
+            bad[last - 1].priority = Some(9);
+            let err = db.tasks().create_many(owner2, &bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::Validation { field, reason } if field == "priority" && reason.contains(&format!("row {last}"))),
+                "{n} rows: {err}"
+            );
+            assert_eq!(total(db, owner2), 0, "{n} rows: nothing written");
+            // A missing owner: not found, nothing written.
+            assert_not_found(db.tasks().create_many(UserId::new_v7(), &new), "user");
+            assert_eq!(total(db, owner), n as i64);
+        }
+        let count: i64 = db.run(|c| Ok(tasks::table.count().get_result(c)?)).unwrap();
+        assert_eq!(count, (1 + (t - 1) + t + 3 * t + 5) as i64);
+    }
 }

@@ -12,13 +12,14 @@ use retry::OperationResult;
 use super::Pool;
 use super::guard::Conn;
 use super::manager::Manager;
+use super::queue::{Pooled, Step, Ticket};
 use super::shared::Shared;
 use crate::backoff::Backoff;
 use crate::conn::{self, ConnectError, Input};
 use crate::error::{ConnectFailure, Error, PoolState, Result};
 
 /// How long one wait inside an acquisition lasts before the caller looks at connection errors
-/// and the deadline again.
+/// and the deadline again (a connection handed over ends the wait at once).
 const WAIT_SLICE: Duration = Duration::from_millis(25);
 
 /// A pooled connection found dead at checkout.
@@ -93,8 +94,11 @@ impl Pool {
         // caller learns that the server is not answering rather than that the pool is full.
         let mut dead: Option<Dead> = None;
 
-        // Fast path: an idle connection, no waiting, no bookkeeping for waiters.
-        if let Some(pooled) = self.r2d2().try_get() {
+        // Fast path: an idle connection, no waiting, no bookkeeping for waiters. Only while
+        // nobody is queued: a newcomer does not take a connection from under a waiter.
+        if self.shared.queue.is_empty()
+            && let Some(pooled) = self.r2d2().try_get()
+        {
             match self.checkout(pooled, deadline, location, verify) {
                 Ok(conn) => {
                     // The checkout's own clock reading: one read less on the hot path.
@@ -105,7 +109,7 @@ impl Pool {
             }
         }
 
-        let Some(_waiter) = WaiterGuard::enter(&self.shared, self.settings.max_waiters) else {
+        let Some(waiter) = WaiterGuard::enter(&self.shared, self.settings.max_waiters) else {
             counters.waiter_rejections.incr();
             let err = Error::PoolTimeout {
                 waited: start.elapsed(),
@@ -129,7 +133,7 @@ impl Pool {
             if attempt > 1 {
                 counters.retries.incr();
             }
-            match self.wait_for_connection(deadline, location, verify, &mut dead) {
+            match self.wait_for_connection(&waiter, deadline, location, verify, &mut dead) {
                 Ok(conn) => OperationResult::Ok(conn),
                 Err(Wait::Failed(e)) if e.kind.is_transient() && Instant::now() < deadline => {
                     tracing::debug!(attempt, kind = %e.kind, error = %e.message, "transient connection error; retrying");
@@ -226,40 +230,80 @@ impl Pool {
         }
     }
 
-    /// Waits for a usable connection until a new connection error is recorded or the deadline.
-    /// A permanent error (authentication, unknown database, ...) from the most recent connect
-    /// attempt ends the wait at once when the pool needs a new connection to serve the caller:
-    /// waiting for r2d2's next background attempt would only fail later with the same error.
+    /// Waits in the queue (see `queue`) for a usable connection until a new connection error
+    /// is recorded or the deadline. A permanent error (authentication, unknown database, ...)
+    /// from the most recent connect attempt ends the wait at once when the pool needs a new
+    /// connection to serve the caller: waiting for r2d2's next background attempt would only
+    /// fail later with the same error.
     fn wait_for_connection(
         &self,
+        waiter: &WaiterGuard<'_>,
         deadline: Instant,
         location: &'static Location<'static>,
         verify: bool,
         dead: &mut Option<Dead>,
     ) -> Result<Conn, Wait> {
         let mark = self.shared.error_mark();
+        let queue = &self.shared.queue;
+        let ticket = &waiter.ticket;
         loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(Wait::Deadline);
-            }
-            match self.r2d2().get_timeout(remaining.min(WAIT_SLICE)) {
-                Ok(pooled) => match self.checkout(pooled, deadline, location, verify) {
-                    Ok(conn) => return Ok(conn),
-                    Err(rejected) => *dead = rejected.or(dead.take()),
-                },
-                Err(_) => {
-                    if let Some(e) = self.shared.error_since(mark) {
-                        return Err(Wait::Failed(e));
-                    }
-                    if let Some(e) = self.shared.last_error() {
-                        let s = self.r2d2().state();
-                        if !e.kind.is_transient() && s.connections < self.r2d2().max_size() {
-                            return Err(Wait::Failed(e));
+            let now = Instant::now();
+            let pooled = match queue.wait(ticket, deadline.min(now + WAIT_SLICE)) {
+                Step::Handed(pooled) => Some(pooled),
+                Step::Poll => {
+                    let remaining = deadline.saturating_duration_since(now);
+                    let got = if queue.pool_has_room() {
+                        self.r2d2().get_timeout(remaining.min(WAIT_SLICE)).ok()
+                    } else {
+                        self.r2d2().try_get()
+                    };
+                    match got {
+                        Some(pooled) => {
+                            if let Some(extra) = queue.leave(ticket) {
+                                self.pass_on(extra);
+                            }
+                            Some(pooled)
+                        }
+                        None => {
+                            queue.polled(ticket);
+                            None
                         }
                     }
                 }
+                Step::Look => None,
+            };
+            if let Some(pooled) = pooled {
+                match self.checkout(pooled, deadline, location, verify) {
+                    Ok(conn) => return Ok(conn),
+                    Err(rejected) => {
+                        *dead = rejected.or(dead.take());
+                        // Still the longest waiter.
+                        queue.rejoin_front(ticket);
+                        continue;
+                    }
+                }
             }
+            if let Some(e) = self.shared.error_since(mark) {
+                return Err(Wait::Failed(e));
+            }
+            if let Some(e) = self.shared.last_error() {
+                let s = self.r2d2().state();
+                if !e.kind.is_transient() && s.connections < self.r2d2().max_size() {
+                    return Err(Wait::Failed(e));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Wait::Deadline);
+            }
+        }
+    }
+
+    /// A connection handed to a waiter that has stopped waiting: to the next waiter, or back
+    /// to r2d2.
+    fn pass_on(&self, pooled: Pooled) {
+        if let Some(pooled) = self.shared.queue.offer(pooled) {
+            drop(pooled);
+            self.shared.queue.nudge();
         }
     }
 
@@ -357,22 +401,37 @@ impl Pool {
     }
 }
 
-/// Counts a caller as waiting for as long as it lives.
-struct WaiterGuard<'a>(&'a Shared);
+/// Counts a caller as waiting, and holds its place in the queue, for as long as it lives.
+struct WaiterGuard<'a> {
+    shared: &'a Shared,
+    ticket: Ticket,
+}
 
 impl<'a> WaiterGuard<'a> {
+    /// Counted and queued under the queue's lock: the order of the count is the order of the
+    /// queue.
     fn enter(shared: &'a Shared, max: u32) -> Option<Self> {
-        let before = shared.waiter_enters();
-        if max > 0 && before >= max {
-            shared.waiter_leaves();
-            return None;
-        }
-        Some(Self(shared))
+        let ticket = shared.queue.enter(|| {
+            let before = shared.waiter_enters();
+            if max > 0 && before >= max {
+                shared.waiter_leaves();
+                return false;
+            }
+            true
+        })?;
+        Some(Self { shared, ticket })
     }
 }
 
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
-        self.0.waiter_leaves();
+        // A connection handed over after the caller's last look goes to the next waiter.
+        if let Some(pooled) = self.shared.queue.leave(&self.ticket)
+            && let Some(pooled) = self.shared.queue.offer(pooled)
+        {
+            drop(pooled);
+            self.shared.queue.nudge();
+        }
+        self.shared.waiter_leaves();
     }
 }

@@ -158,7 +158,20 @@ impl Drop for Conn {
             // Counted back before r2d2 sees it: a broken connection is closed during the
             // return, and the gauges count connections as closed only while idle.
             self.shared.checked_in();
-            drop(p);
+            // A caller waits: hand it this connection directly (see `queue`), unless it must
+            // be closed. Otherwise back to r2d2, and the head of the queue (if one arrived
+            // meanwhile) looks there.
+            let back = if self.shared.queue.is_empty()
+                || super::manager::is_broken(&self.shared, &mut p)
+            {
+                Some(p)
+            } else {
+                self.shared.queue.offer(p)
+            };
+            if let Some(p) = back {
+                drop(p);
+                self.shared.queue.nudge();
+            }
         }
     }
 }

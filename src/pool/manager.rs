@@ -116,13 +116,21 @@ impl r2d2::ManageConnection for Manager {
     fn has_broken(&self, conn: &mut Managed) -> bool {
         // Expiry is not checked here: checkout discards expired connections, and r2d2's
         // reaper closes idle ones past DATABASE_MAX_LIFETIME_S. One clock read less per call.
-        let broken = conn.meta.broken
-            || conn.meta.slot.as_ref().is_some_and(|s| s.fired().is_some())
-            || conn.meta.generation < self.shared.generation.load(Relaxed)
-            || diesel::r2d2::R2D2Connection::is_broken(&mut *conn.conn);
+        let broken = is_broken(&self.shared, conn);
         if broken {
             self.shared.counters.broken.incr();
         }
         broken
     }
+}
+
+/// Whether a returned connection must be closed rather than used again: marked broken, its
+/// statement interrupted by the watchdog, from before an eviction, or left in a broken
+/// transaction state. r2d2 asks at every return ([`Manager::has_broken`]); the queue asks
+/// before it hands a connection to a waiter directly.
+pub(crate) fn is_broken(shared: &Shared, conn: &mut Managed) -> bool {
+    conn.meta.broken
+        || conn.meta.slot.as_ref().is_some_and(|s| s.fired().is_some())
+        || conn.meta.generation < shared.generation.load(Relaxed)
+        || diesel::r2d2::R2D2Connection::is_broken(&mut *conn.conn)
 }

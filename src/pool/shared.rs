@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use super::leaks::LeakWatch;
 use super::metrics::Gauges;
+use super::queue::Queue;
 use super::stats::Counters;
 use crate::conn::ConnectError;
 
@@ -18,6 +19,8 @@ pub(crate) struct Shared {
     /// discarded at checkout instead of being handed out one by one to fail.
     pub generation: AtomicU64,
     pub waiters: AtomicU32,
+    /// Callers waiting for a connection, in arrival order (see `queue`).
+    pub queue: Queue,
     /// Connection attempts running right now (on r2d2's threads or a caller's).
     pub in_flight: AtomicU32,
     /// Checkouts, while `DATABASE_LEAK_THRESHOLD_MS` is set (see `leaks`).
@@ -29,14 +32,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Registers the pool's metrics under `name` with the recorder installed now.
-    pub fn new(name: &str) -> Self {
+    /// Registers the pool's metrics under `name` with the recorder installed now; `max_size`
+    /// is the pool's (`DATABASE_POOL_MAX_SIZE`).
+    pub fn new(name: &str, max_size: u32) -> Self {
         Self {
             name: name.to_owned(),
             counters: Counters::new(name),
             gauges: Gauges::new(name),
             generation: AtomicU64::new(0),
             waiters: AtomicU32::new(0),
+            queue: Queue::new(max_size),
             in_flight: AtomicU32::new(0),
             leak_watch: LeakWatch::default(),
             error_seq: AtomicU64::new(0),
@@ -100,12 +105,14 @@ impl Shared {
 
     /// The manager opened a connection for this pool.
     pub fn connection_opened(&self) {
+        self.queue.opened();
         self.gauges.connections.increment(1.0);
         self.gauges.idle.increment(1.0);
     }
 
     /// A connection of this pool was closed (discarded, reaped, or the pool dropped).
     pub fn connection_closed(&self) {
+        self.queue.closed();
         self.gauges.connections.decrement(1.0);
         self.gauges.idle.decrement(1.0);
     }

@@ -1,5 +1,6 @@
 //! Operations on many tasks at once: create many and import (multi-row `INSERT`s sized under
-//! the backend's bind limit, `COPY` on PostgreSQL), complete and delete many by ids.
+//! the backend's bind limit, `COPY` on PostgreSQL: always for import, from `COPY_FROM_ROWS`
+//! rows on for create many), complete and delete many by ids.
 //!
 //! Their transactions begin as writers ([`nested`]: `BEGIN IMMEDIATE` on SQLite): they read
 //! (the owner, taken ids) before they write, and a deferred SQLite transaction that does so
@@ -29,10 +30,18 @@ const SQLITE_MAX_BINDS: usize = 32_766;
 /// enough that a statement stays cheap to plan.
 const IDS_PER_STATEMENT: usize = 10_000;
 
-/// Creates many tasks for `owner` in one transaction, with multi-row INSERTs sized under the
-/// backend's bind limit. Every task is validated before anything is written (an error names
-/// the field and the row, counting from 1). Returns how many were created. All share one
-/// `created_at`; their ids (v7, generated in order) keep the given order in id-tie-broken sorts.
+/// From this many rows on, `create_many` writes with binary `COPY FROM STDIN` on PostgreSQL;
+/// below it, with a multi-row INSERT. Measured with `examples/copy_threshold.rs` (the same rows
+/// through both statements, paired, bench/RESULTS.md): COPY costs an extra protocol exchange,
+/// which a handful of rows does not pay back.
+pub const COPY_FROM_ROWS: usize = 4;
+
+/// Creates many tasks for `owner` in one transaction: on PostgreSQL with binary
+/// `COPY FROM STDIN` from [`COPY_FROM_ROWS`] rows on, otherwise (and on SQLite) with multi-row
+/// INSERTs sized under the backend's bind limit. Every task is validated before anything is
+/// written (an error names the field and the row, counting from 1). Returns how many were
+/// created; nothing is written if any row fails. All share one `created_at`; their ids (v7,
+/// generated in order) keep the given order in id-tie-broken sorts.
 #[tracing::instrument(name = "tasks.create_many", level = "debug", skip_all, fields(%owner, rows = new.len()))]
 pub fn create_many(conn: &mut DbConnection, owner: UserId, new: &[NewTask<'_>]) -> Result<usize> {
     let now = now();
@@ -43,14 +52,40 @@ pub fn create_many(conn: &mut DbConnection, owner: UserId, new: &[NewTask<'_>]) 
         .collect::<Result<Vec<_>>>()?;
     nested(conn, |conn| {
         require_owner(conn, owner)?;
-        insert_rows(conn, &rows)
+        match conn {
+            // Fresh v7 ids cannot collide, so nothing needs checking before the COPY.
+            DbConnection::Postgres(_) if rows.len() >= COPY_FROM_ROWS => copy_rows(conn, &rows),
+            _ => insert_rows(conn, &rows),
+        }
     })
+}
+
+/// Writes rows with one binary `COPY FROM STDIN` on PostgreSQL — with multi-row INSERTs, which
+/// the policy checks row by row, when row-level security applies to the session
+/// (docs/row-security.sql), since PostgreSQL refuses `COPY FROM` then (one extra statement
+/// asks) — and with multi-row INSERTs on SQLite.
+fn copy_rows(conn: &mut DbConnection, rows: &[TaskRow<'_>]) -> Result<usize> {
+    let DbConnection::Postgres(pg) = conn else {
+        return insert_rows(conn, rows);
+    };
+    let row_security = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "row_security_active('tasks')",
+    ))
+    .get_result::<bool>(pg)?;
+    if row_security {
+        return insert_rows(conn, rows);
+    }
+    diesel::copy_from(tasks::table)
+        .from_insertable(rows)
+        .execute(pg)
+        .map_err(|e| owner_missing(e.into()))
 }
 
 /// Imports tasks for `owner` (typically from an export): every row is validated first, then
 /// all are written in one transaction — on PostgreSQL with binary `COPY FROM STDIN` (multi-row
 /// INSERTs when row-level security applies to the session, where PostgreSQL refuses `COPY
-/// FROM`), on SQLite with multi-row INSERTs. An id that already exists (for any user), or that appears twice in
+/// FROM`), on SQLite with multi-row INSERTs. An id that already exists (for any user), or that
+/// appears twice in
 /// the input, is [`Error::Conflict`] on `tasks.id` and nothing is written. Returns how many
 /// were imported.
 #[tracing::instrument(name = "tasks.import", level = "debug", skip_all, fields(%owner, rows = items.len()))]
@@ -83,23 +118,7 @@ pub fn import(conn: &mut DbConnection, owner: UserId, items: &[TaskImport]) -> R
                 if let Some(conflict) = taken_id(conn, &given, &seen)? {
                     return Err(conflict);
                 }
-                let DbConnection::Postgres(pg) = conn else {
-                    unreachable!("matched above")
-                };
-                // PostgreSQL refuses `COPY FROM` into a table whose row-level security applies
-                // to the session (docs/row-security.sql): multi-row INSERTs then, which the
-                // policy checks row by row.
-                if diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "row_security_active('tasks')",
-                ))
-                .get_result::<bool>(pg)?
-                {
-                    return insert_rows(conn, &rows).map_err(owner_missing);
-                }
-                diesel::copy_from(tasks::table)
-                    .from_insertable(&rows)
-                    .execute(pg)
-                    .map_err(|e| owner_missing(e.into()))
+                copy_rows(conn, &rows)
             }
             DbConnection::Sqlite(_) => insert_rows(conn, &rows),
         }

@@ -22,7 +22,7 @@ mod one;
 mod sort_key;
 mod stats;
 
-pub use bulk::{complete_many, create_many, delete_many, import};
+pub use bulk::{COPY_FROM_ROWS, complete_many, create_many, delete_many, import};
 pub use list::list;
 pub(crate) use list::list_query;
 pub use one::{complete, create, create_with_id, delete, get, reopen, update};

@@ -1,14 +1,20 @@
-//! Reading an import file into rows: every row deserialised with [`TaskImport`]'s serde derive
-//! and checked with its `validate`, every problem kept as `line N: field: reason` (all of them,
-//! in line order), so that nothing is written while any row is bad.
+//! Reading an import file as a stream of rows: every row deserialised with [`TaskImport`]'s
+//! serde derive and checked with its `validate`, every problem kept as `line N: field: reason`
+//! (all of them, in line order), so that nothing is written while any row is bad.
+//!
+//! The file is read through a [`READ_BUFFER`]-byte buffer and each row is handed to the caller
+//! as soon as it is read; nothing holds the whole file. The import reads it twice: once to
+//! check every row, once to write them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt::Display;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde_json::{Map, Value};
 use taskstore::Error;
-use taskstore::models::TaskImport;
+use taskstore::models::{TaskId, TaskImport};
 
 use super::{COLUMNS, expected, file_error};
 use crate::exit::InputError;
@@ -57,13 +63,19 @@ impl Problems {
         self.details.len() > before
     }
 
-    /// Keeps a row that passes the model's validation, or reports why not.
-    fn keep_valid(&mut self, rows: &mut Vec<Row>, line: u64, task: TaskImport) {
+    /// Hands on a row that passes the model's validation, or reports why not.
+    fn keep_valid<E>(
+        &mut self,
+        on_row: &mut impl FnMut(Row) -> Result<(), E>,
+        line: u64,
+        task: TaskImport,
+    ) -> Result<(), E> {
         match task.validate() {
-            Ok(()) => rows.push(Row { line, task }),
+            Ok(()) => return on_row(Row { line, task }),
             Err(Error::Validation { field, reason }) => self.add(line, &field, reason),
             Err(e) => self.add(line, "row", e),
         }
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -76,14 +88,43 @@ impl Problems {
     }
 }
 
-/// The bytes of the file at `path`, without a leading UTF-8 byte-order mark (ignored in both
+/// Bytes read from the file at a time (the reader's buffer; the CSV parser adds its own 8 KiB
+/// record buffer).
+pub const READ_BUFFER: usize = 64 * 1024;
+
+/// The file at `path`, buffered, past a leading UTF-8 byte-order mark (ignored in both
 /// formats). A file that cannot be read is bad input naming the path.
-pub fn load(path: &Path) -> Result<Vec<u8>, InputError> {
-    let mut bytes = std::fs::read(path).map_err(|e| file_error(path, "read", &e))?;
-    if bytes.starts_with(BOM) {
-        bytes.drain(..BOM.len());
+pub fn open(path: &Path) -> Result<BufReader<File>, InputError> {
+    let file = File::open(path).map_err(|e| file_error(path, "read", &e))?;
+    let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+    let start = reader
+        .fill_buf()
+        .map_err(|e| file_error(path, "read", &e))?;
+    // A BOM split over two reads is not possible: the buffer holds far more than 3 bytes
+    // unless the file is shorter.
+    if start.starts_with(BOM) {
+        reader.consume(BOM.len());
     }
-    Ok(bytes)
+    Ok(reader)
+}
+
+/// Whether the file holds nothing but white space (then it holds no rows, in either format).
+/// Reads only up to the first other byte.
+pub fn is_blank(path: &Path) -> Result<bool, InputError> {
+    let mut reader = open(path)?;
+    loop {
+        let buf = reader
+            .fill_buf()
+            .map_err(|e| file_error(path, "read", &e))?;
+        if buf.is_empty() {
+            return Ok(true);
+        }
+        if !buf.iter().all(u8::is_ascii_whitespace) {
+            return Ok(false);
+        }
+        let n = buf.len();
+        reader.consume(n);
+    }
 }
 
 /// The UTF-8 byte-order mark.
@@ -92,16 +133,17 @@ pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// The problem with a line that is not UTF-8 (its text is not shown: it cannot be printed).
 const NOT_UTF8: &str = "not valid UTF-8; save the file as UTF-8";
 
-/// CSV with a header row. The line of a row is where its record starts. A file with nothing but
-/// white space holds no rows (as in JSON Lines).
-pub fn csv(bytes: &[u8], problems: &mut Problems) -> Vec<Row> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Vec::new();
-    }
+/// CSV with a header row, each valid row handed to `on_row` as it is read. The line of a row
+/// is where its record starts. Call only for a file that is not blank (see [`is_blank`]).
+pub fn csv<E>(
+    input: impl Read,
+    problems: &mut Problems,
+    mut on_row: impl FnMut(Row) -> Result<(), E>,
+) -> Result<(), E> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
-        .from_reader(bytes);
+        .from_reader(input);
     let headers: csv::StringRecord = match reader.headers() {
         Ok(h) => h.iter().map(str::trim).collect(),
         Err(e) => {
@@ -109,7 +151,7 @@ pub fn csv(bytes: &[u8], problems: &mut Problems) -> Vec<Row> {
                 csv::ErrorKind::Utf8 { .. } => problems.add(1, "header", NOT_UTF8),
                 _ => problems.add(1, "header", &e),
             }
-            return Vec::new();
+            return Ok(());
         }
     };
     problems.unknown_columns(1, headers.iter());
@@ -117,9 +159,8 @@ pub fn csv(bytes: &[u8], problems: &mut Problems) -> Vec<Row> {
         problems.add(1, "title", "the header has no title column");
     }
     if !problems.is_empty() {
-        return Vec::new();
+        return Ok(());
     }
-    let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
         // The reader's position before a read is where the next record starts (quoted fields
@@ -128,7 +169,7 @@ pub fn csv(bytes: &[u8], problems: &mut Problems) -> Vec<Row> {
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => match record.deserialize::<TaskImport>(Some(&headers)) {
-                Ok(task) => problems.keep_valid(&mut rows, line, task),
+                Ok(task) => problems.keep_valid(&mut on_row, line, task)?,
                 Err(e) => {
                     let mut named = false;
                     for i in failed_columns(&headers, &record) {
@@ -153,7 +194,7 @@ pub fn csv(bytes: &[u8], problems: &mut Problems) -> Vec<Row> {
             },
         }
     }
-    rows
+    Ok(())
 }
 
 /// The columns of a refused record whose value alone does not deserialise, so that every bad
@@ -170,13 +211,31 @@ fn failed_columns<'a>(
     })
 }
 
-/// JSON Lines: one object per line; blank lines are skipped. Every value must have its
-/// field's JSON type (see [`json_type_fits`]).
-pub fn jsonl(bytes: &[u8], problems: &mut Problems) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line = i as u64 + 1;
-        let Ok(text) = std::str::from_utf8(raw) else {
+/// JSON Lines: one object per line, each valid row handed to `on_row` as it is read; blank
+/// lines are skipped. Every value must have its field's JSON type (see [`json_type_fits`]).
+/// A line that cannot be read (an I/O error) ends the reading with a problem on that line.
+pub fn jsonl<E>(
+    mut input: impl BufRead,
+    problems: &mut Problems,
+    mut on_row: impl FnMut(Row) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut raw = Vec::new();
+    let mut line = 0u64;
+    loop {
+        raw.clear();
+        match input.read_until(b'\n', &mut raw) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                problems.add(line + 1, "row", format!("cannot read the file: {e}"));
+                break;
+            }
+        }
+        line += 1;
+        if raw.last() == Some(&b'\n') {
+            raw.pop();
+        }
+        let Ok(text) = std::str::from_utf8(&raw) else {
             problems.add(line, "row", NOT_UTF8);
             continue;
         };
@@ -208,7 +267,7 @@ pub fn jsonl(bytes: &[u8], problems: &mut Problems) -> Vec<Row> {
             continue;
         }
         match serde_json::from_value::<TaskImport>(Value::Object(object.clone())) {
-            Ok(task) => problems.keep_valid(&mut rows, line, task),
+            Ok(task) => problems.keep_valid(&mut on_row, line, task)?,
             Err(e) => {
                 // As for CSV: every key whose value alone does not deserialise (serde_json's
                 // message names no field).
@@ -226,7 +285,7 @@ pub fn jsonl(bytes: &[u8], problems: &mut Problems) -> Vec<Row> {
             }
         }
     }
-    rows
+    Ok(())
 }
 
 /// Whether a JSON value has the JSON type of its column, with no conversion: strings for the
@@ -246,22 +305,34 @@ fn json_type_fits(column: &str, value: &Value) -> bool {
     }
 }
 
-/// Reports every id that appears on more than one line of the file, naming both lines.
-pub fn duplicate_ids(rows: &[Row], problems: &mut Problems) {
-    let mut first_line = HashMap::new();
-    for row in rows {
-        if let Some(id) = row.task.id
-            && let Some(first) = first_line.insert(id, row.line)
-        {
+/// The ids of a file's rows with the line of each: 24 bytes per row that carries an id (an
+/// export being re-imported), nothing for rows without one.
+#[derive(Default)]
+pub struct IdLines(Vec<(TaskId, u64)>);
+
+impl IdLines {
+    pub fn note(&mut self, row: &Row) {
+        if let Some(id) = row.task.id {
+            self.0.push((id, row.line));
+        }
+    }
+
+    /// Reports every id that appears on more than one line of the file, naming both lines
+    /// (the first and this one), in line order.
+    pub fn report_duplicates(mut self, problems: &mut Problems) {
+        self.0.sort_unstable();
+        let mut found = Vec::new();
+        for group in self.0.chunk_by(|a, b| a.0 == b.0) {
+            let first = group[0].1;
+            found.extend(group[1..].iter().map(|&(id, line)| (line, id, first)));
+        }
+        found.sort_unstable();
+        for (line, id, first) in found {
             problems.add(
-                row.line,
+                line,
                 "id",
-                format!(
-                    "{id} appears twice in the file (lines {first} and {}); an id may appear once",
-                    row.line
-                ),
+                format!("{id} appears twice in the file (lines {first} and {line}); an id may appear once"),
             );
-            first_line.insert(id, first);
         }
     }
 }

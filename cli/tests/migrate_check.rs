@@ -587,3 +587,51 @@ fn postgres_readme_expand_contract_passes_the_check_at_each_release() {
         .unwrap();
     assert_eq!(n.n, 3);
 }
+
+/// `taskstore migrate check DIR` with no migration in DIR fails (exit 1) and says what to pass,
+/// instead of reporting "0 finding(s)" for a mistyped path: a missing directory, an empty one,
+/// one migration instead of its directory, and `migrations/` (which holds one per backend).
+#[test]
+fn a_dir_without_migrations_is_an_error_that_says_what_to_pass() {
+    let run = |dir: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_taskstore"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .args(["migrate", "check"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let empty = tempfile::tempdir().unwrap();
+    let (code, err) = run(&empty.path().join("absent"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("cannot read migration directory")
+            && err.contains("such as migrations/postgres"),
+        "{err}"
+    );
+    let (code, err) = run(empty.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no migration in"), "{err}");
+
+    let one = directory(&[]);
+    let migration = one.path().join("2026-01-01-000001_step");
+    let (code, err) = run(&migration);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("is one migration") && err.contains(&one.path().display().to_string()),
+        "{err}"
+    );
+
+    let both = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let (code, err) = run(&both);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("migrations/postgres") && err.contains("migrations/sqlite"),
+        "{err}"
+    );
+}

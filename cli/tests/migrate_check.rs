@@ -635,3 +635,61 @@ fn a_dir_without_migrations_is_an_error_that_says_what_to_pass() {
         "{err}"
     );
 }
+
+/// Acknowledgements in the shapes people write them: a comment after the semicolon on the
+/// same line acknowledges that statement (not the next one); the marker in capitals counts; a
+/// malformed one is a finding whose `statement` quotes the comment and says what is wrong.
+#[test]
+fn acknowledgements_attach_to_their_statement_and_malformed_ones_say_what_is_wrong() {
+    let dir = directory(&[(
+        "ALTER TABLE items DROP COLUMN note; -- taskstore:allow drop-column because r3 stopped reading it\n\
+         ALTER TABLE items DROP COLUMN amount;\n\
+         -- TASKSTORE:ALLOW drop-column because r3 stopped using it\n\
+         ALTER TABLE items DROP COLUMN title;\n\
+         -- taskstore:allow drop-colum because typo\n\
+         ALTER TABLE items DROP COLUMN parent_id;\n\
+         -- taskstore:allow drop-table\n\
+         DROP TABLE parents;\n",
+        TX,
+    )]);
+    let (code, _, json) = check(dir.path());
+    assert_eq!(code, 4, "{json:#}");
+    let lines = |key: &str| -> Vec<(u64, String, String)> {
+        json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["line"].as_u64().unwrap(),
+                    f["rule"].as_str().unwrap().to_owned(),
+                    f["statement"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let acknowledged: Vec<(u64, String)> = lines("acknowledged")
+        .into_iter()
+        .map(|(line, rule, _)| (line, rule))
+        .collect();
+    assert_eq!(
+        acknowledged,
+        [(1, "drop-column".to_owned()), (4, "drop-column".to_owned())],
+        "{json:#}"
+    );
+    let findings = lines("findings");
+    let at = |line: u64, rule: &str| {
+        findings
+            .iter()
+            .find(|(l, r, _)| *l == line && r == rule)
+            .unwrap_or_else(|| panic!("no {rule} at line {line}: {json:#}"))
+            .2
+            .clone()
+    };
+    at(2, "drop-column");
+    assert!(at(6, "invalid-acknowledgement").contains("`drop-colum` is not a rule"));
+    at(6, "drop-column");
+    assert!(at(8, "invalid-acknowledgement").contains("gives no reason"));
+    at(8, "drop-table");
+    assert_eq!(findings.len(), 5, "{json:#}");
+}

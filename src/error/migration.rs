@@ -66,9 +66,10 @@ pub enum MigrateError {
     /// is migrating, or a session that took the lock is stuck).
     #[error(
         "another session held the migration lock for longer than DATABASE_STARTUP_WAIT_MS ({} \
-         ms); if no instance is migrating, find the holder with `SELECT pid FROM pg_locks WHERE \
-         locktype = 'advisory' AND granted AND classid = {} AND objid = {}` and end it, or raise \
-         DATABASE_STARTUP_WAIT_MS",
+         ms): {holder}. If it is not an instance migrating, end it (SELECT \
+         pg_terminate_backend(pid)), or raise DATABASE_STARTUP_WAIT_MS; to see the holder \
+         again: `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid \
+         = {} AND objid = {}`",
         limit.as_millis(),
         (key >> 32) as u32,
         *key as u32
@@ -78,6 +79,10 @@ pub enum MigrateError {
         limit: Duration,
         /// The advisory lock's key ([`crate::migrate::LOCK_KEY`]).
         key: i64,
+        /// The session holding the lock when the wait ended, from `pg_locks` and
+        /// `pg_stat_activity`: pid, application_name, client address, state and how long it
+        /// has been connected (or why it could not be read).
+        holder: String,
     },
 
     /// A migration step kept timing out waiting for a table lock (each attempt bounded by

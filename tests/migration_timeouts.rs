@@ -145,6 +145,11 @@ fn postgres_a_configured_migration_statement_timeout_cancels_a_longer_step() {
                 && message.contains("statement timeout")),
         "{err:?}"
     );
+    assert!(
+        err.to_string()
+            .contains("ran longer than DATABASE_MIGRATION_STATEMENT_TIMEOUT_MS: raise it"),
+        "{err}"
+    );
     // The failed step rolled back: the column is not there, the step is still pending.
     let status = migrate::status(&mut conn).unwrap();
     assert_eq!(status.applied.len(), 1, "{status:?}");

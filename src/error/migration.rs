@@ -139,7 +139,7 @@ pub enum MigrateError {
 
     /// A migration's `up.sql` (or its bookkeeping) failed; it was rolled back unless it runs
     /// outside a transaction.
-    #[error("migration {name} failed: {message}")]
+    #[error("migration {name} failed: {message}; {}", apply_advice(message))]
     ApplyFailed {
         /// Its version.
         version: String,
@@ -174,4 +174,22 @@ pub enum MigrateError {
         /// The database's message, scrubbed of secrets.
         message: String,
     },
+}
+
+/// What to do about a failed `up.sql`, from PostgreSQL's message (kept in English, see
+/// `error::classify`).
+fn apply_advice(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if m.contains("cannot run inside a transaction block") {
+        "move that statement into a migration of its own whose metadata.toml says \
+         run_in_transaction = false, one statement per such migration (PostgreSQL runs several \
+         statements sent together as one transaction); `taskstore migrate check DIR` reports this"
+    } else if m.contains("canceling statement due to statement timeout") {
+        "the step ran longer than DATABASE_MIGRATION_STATEMENT_TIMEOUT_MS: raise it (0 = no \
+         limit) and start again"
+    } else {
+        "fix its up.sql and start again (a migration that runs in a transaction left nothing \
+         applied; one with run_in_transaction = false may have applied part of itself); \
+         `taskstore migrate check DIR` finds statements that lock or rewrite tables in use"
+    }
 }

@@ -379,6 +379,14 @@ mod postgres_migrations {
     fn waiting_for_the_migration_lock_is_bounded() {
         let pg = PgTestDb::create();
         let mut holder = PgConnection::establish(&pg.url).unwrap();
+        diesel::sql_query("SET application_name = 'lock_holder'")
+            .execute(&mut holder)
+            .unwrap();
+        let holder_pid: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+            "pg_backend_pid()",
+        ))
+        .get_result(&mut holder)
+        .unwrap();
         diesel::select(
             diesel::dsl::sql::<diesel::sql_types::Bool>("pg_try_advisory_lock(")
                 .bind::<diesel::sql_types::BigInt, _>(migrate::LOCK_KEY)
@@ -398,8 +406,10 @@ mod postgres_migrations {
         assert!(matches!(err, Error::Migration { .. }), "{err:?}");
         assert!(err.to_string().contains("held the migration lock"), "{err}");
         assert!(
-            matches!(err, Error::Migration(MigrateError::LockTimeout { limit, key })
-                if limit == Duration::from_millis(600) && key == migrate::LOCK_KEY),
+            matches!(&err, Error::Migration(MigrateError::LockTimeout { limit, key, holder })
+                if *limit == Duration::from_millis(600) && *key == migrate::LOCK_KEY
+                    && holder.contains(&format!("held by pid {holder_pid} "))
+                    && holder.contains("application_name \"lock_holder\"")),
             "{err:?}"
         );
         assert!(

@@ -241,3 +241,37 @@ fn postgres_a_concurrent_build_cancelled_by_the_lock_timeout_is_rebuilt_on_the_r
     assert!(took >= hold, "the build waited for the snapshot: {took:?}");
     assert_eq!(index_state(&pg.url, "tasks_title_idx"), Some(true));
 }
+
+/// Two `CONCURRENTLY` statements in one `run_in_transaction = false` migration: PostgreSQL runs
+/// them as one implicit transaction and refuses; the error says what to do, and nothing of the
+/// step is recorded.
+#[test]
+fn postgres_two_concurrent_builds_in_one_non_transactional_step_fail_saying_what_to_do() {
+    common::init_tracing();
+    let pg = PgTestDb::create();
+    let dir = directory(
+        "postgres",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS tasks_title_idx ON tasks (title);\n\
+         CREATE INDEX CONCURRENTLY IF NOT EXISTS tasks_priority_idx ON tasks (priority);\n",
+        "SELECT 1;\n",
+    );
+    let config = Config::from_vars([("DATABASE_URL", pg.url.as_str())]).unwrap();
+    let mut conn = migrate::connect(&config).unwrap();
+    let err = Migrator::from_config(&config)
+        .directory(dir.path())
+        .run(&mut conn)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, Error::Migration(MigrateError::ApplyFailed { name, .. }) if name == STEP),
+        "{err:?}"
+    );
+    assert!(
+        text.contains("cannot run inside a transaction block")
+            && text.contains(
+                "a migration of its own whose metadata.toml says run_in_transaction = false"
+            ),
+        "{text}"
+    );
+    assert_eq!(index_state(&pg.url, "tasks_title_idx"), None, "{text}");
+}

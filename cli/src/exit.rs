@@ -1,6 +1,7 @@
 //! The fixed exit codes of SPEC §8.
 
 use taskstore::Error;
+use taskstore::migrate::MigrateError;
 
 pub const INTERNAL: u8 = 1;
 /// A usage error: clap's own exit code for one.
@@ -52,6 +53,13 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             Error::PoolTimeout { .. } | Error::Unavailable { .. } | Error::QueryTimeout { .. },
         ) => UNAVAILABLE,
         Some(Error::Config { .. }) => CONFIG,
+        // A migration that waited for a lock until DATABASE_STARTUP_WAIT_MS ran out timed
+        // out: nothing of it stayed applied, and running it again later is the remedy.
+        Some(Error::Migration(
+            MigrateError::LockTimeout { .. }
+            | MigrateError::StepLockTimeout { .. }
+            | MigrateError::SqliteBusy { .. },
+        )) => UNAVAILABLE,
         _ => INTERNAL,
     }
 }

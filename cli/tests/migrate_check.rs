@@ -587,3 +587,109 @@ fn postgres_readme_expand_contract_passes_the_check_at_each_release() {
         .unwrap();
     assert_eq!(n.n, 3);
 }
+
+/// `taskstore migrate check DIR` with no migration in DIR fails (exit 1) and says what to pass,
+/// instead of reporting "0 finding(s)" for a mistyped path: a missing directory, an empty one,
+/// one migration instead of its directory, and `migrations/` (which holds one per backend).
+#[test]
+fn a_dir_without_migrations_is_an_error_that_says_what_to_pass() {
+    let run = |dir: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_taskstore"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .args(["migrate", "check"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let empty = tempfile::tempdir().unwrap();
+    let (code, err) = run(&empty.path().join("absent"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("cannot read migration directory")
+            && err.contains("such as migrations/postgres"),
+        "{err}"
+    );
+    let (code, err) = run(empty.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no migration in"), "{err}");
+
+    let one = directory(&[]);
+    let migration = one.path().join("2026-01-01-000001_step");
+    let (code, err) = run(&migration);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("is one migration") && err.contains(&one.path().display().to_string()),
+        "{err}"
+    );
+
+    let both = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let (code, err) = run(&both);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("migrations/postgres") && err.contains("migrations/sqlite"),
+        "{err}"
+    );
+}
+
+/// Acknowledgements in the shapes people write them: a comment after the semicolon on the
+/// same line acknowledges that statement (not the next one); the marker in capitals counts; a
+/// malformed one is a finding whose `statement` quotes the comment and says what is wrong.
+#[test]
+fn acknowledgements_attach_to_their_statement_and_malformed_ones_say_what_is_wrong() {
+    let dir = directory(&[(
+        "ALTER TABLE items DROP COLUMN note; -- taskstore:allow drop-column because r3 stopped reading it\n\
+         ALTER TABLE items DROP COLUMN amount;\n\
+         -- TASKSTORE:ALLOW drop-column because r3 stopped using it\n\
+         ALTER TABLE items DROP COLUMN title;\n\
+         -- taskstore:allow drop-colum because typo\n\
+         ALTER TABLE items DROP COLUMN parent_id;\n\
+         -- taskstore:allow drop-table\n\
+         DROP TABLE parents;\n",
+        TX,
+    )]);
+    let (code, _, json) = check(dir.path());
+    assert_eq!(code, 4, "{json:#}");
+    let lines = |key: &str| -> Vec<(u64, String, String)> {
+        json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["line"].as_u64().unwrap(),
+                    f["rule"].as_str().unwrap().to_owned(),
+                    f["statement"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let acknowledged: Vec<(u64, String)> = lines("acknowledged")
+        .into_iter()
+        .map(|(line, rule, _)| (line, rule))
+        .collect();
+    assert_eq!(
+        acknowledged,
+        [(1, "drop-column".to_owned()), (4, "drop-column".to_owned())],
+        "{json:#}"
+    );
+    let findings = lines("findings");
+    let at = |line: u64, rule: &str| {
+        findings
+            .iter()
+            .find(|(l, r, _)| *l == line && r == rule)
+            .unwrap_or_else(|| panic!("no {rule} at line {line}: {json:#}"))
+            .2
+            .clone()
+    };
+    at(2, "drop-column");
+    assert!(at(6, "invalid-acknowledgement").contains("`drop-colum` is not a rule"));
+    at(6, "drop-column");
+    assert!(at(8, "invalid-acknowledgement").contains("gives no reason"));
+    at(8, "drop-table");
+    assert_eq!(findings.len(), 5, "{json:#}");
+}

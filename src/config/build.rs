@@ -20,6 +20,7 @@ pub(super) fn build(mut values: Values) -> Result<Config> {
     let tx_retry_attempts = values.read("DATABASE_TX_RETRY_ATTEMPTS")?;
     let migrate_on_startup = values.read("DATABASE_MIGRATE_ON_STARTUP")?;
     let migration_lock_timeout = values.read("DATABASE_MIGRATION_LOCK_TIMEOUT_MS")?;
+    let migration_statement_timeout = values.read("DATABASE_MIGRATION_STATEMENT_TIMEOUT_MS")?;
     let require_tls = values.read("DATABASE_REQUIRE_TLS")?;
     let log_filter = values.read("TASKSTORE_LOG")?;
     tls::check(require_tls, environment, urls.labelled())?;
@@ -33,6 +34,7 @@ pub(super) fn build(mut values: Values) -> Result<Config> {
         tx_retry_attempts,
         migrate_on_startup,
         migration_lock_timeout,
+        migration_statement_timeout,
         require_tls,
         log_filter,
         sources: values.into_sources(),

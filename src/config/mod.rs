@@ -159,6 +159,8 @@ pub struct Config {
     migrate_on_startup: bool,
     /// `DATABASE_MIGRATION_LOCK_TIMEOUT_MS`.
     migration_lock_timeout: Duration,
+    /// `DATABASE_MIGRATION_STATEMENT_TIMEOUT_MS`.
+    migration_statement_timeout: Duration,
     /// `DATABASE_REQUIRE_TLS`.
     require_tls: TlsRequirement,
     /// `TASKSTORE_LOG`.
@@ -312,6 +314,24 @@ impl Config {
     /// on PostgreSQL (positive; default 2000 ms).
     pub fn migration_lock_timeout(&self) -> Duration {
         self.migration_lock_timeout
+    }
+
+    /// `DATABASE_MIGRATION_STATEMENT_TIMEOUT_MS`: the `statement_timeout` of the migration
+    /// connection ([`crate::migrate::connect`]) on PostgreSQL, in place of
+    /// `DATABASE_STATEMENT_TIMEOUT_MS` (default 0 = none: a concurrent index build or a
+    /// backfill on a big table may run for hours, and one cancelled half-way leaves an
+    /// `INVALID` index that is rebuilt, and cancelled again, at every start).
+    pub fn migration_statement_timeout(&self) -> Duration {
+        self.migration_statement_timeout
+    }
+
+    /// This configuration with the migration connection's session settings: its
+    /// `statement_timeout` (and the client-side watchdog's bound derived from it) is
+    /// `DATABASE_MIGRATION_STATEMENT_TIMEOUT_MS`.
+    pub(crate) fn for_migrations(&self) -> Config {
+        let mut config = self.clone();
+        config.session.statement_timeout = self.migration_statement_timeout;
+        config
     }
 
     /// `DATABASE_REQUIRE_TLS`.

@@ -256,6 +256,16 @@ pub const SPECS: &[VariableSpec] = &[
         show: |c| millis(c.migration_lock_timeout),
     },
     VariableSpec {
+        name: "DATABASE_MIGRATION_STATEMENT_TIMEOUT_MS",
+        // None by default: a CREATE INDEX CONCURRENTLY or a backfill on a big table may run for
+        // hours, and cancelling it half-way leaves an INVALID index that fails again each start.
+        default: Value("0"),
+        parse: MS,
+        secret: false,
+        doc: "`statement_timeout` of the migration connection (PostgreSQL; 0 = none)",
+        show: |c| millis(c.migration_statement_timeout),
+    },
+    VariableSpec {
         name: "DATABASE_PREPARED_STATEMENTS",
         default: Value("true"),
         parse: Flag,

@@ -66,9 +66,10 @@ pub enum MigrateError {
     /// is migrating, or a session that took the lock is stuck).
     #[error(
         "another session held the migration lock for longer than DATABASE_STARTUP_WAIT_MS ({} \
-         ms); if no instance is migrating, find the holder with `SELECT pid FROM pg_locks WHERE \
-         locktype = 'advisory' AND granted AND classid = {} AND objid = {}` and end it, or raise \
-         DATABASE_STARTUP_WAIT_MS",
+         ms): {holder}. If it is not an instance migrating, end it (SELECT \
+         pg_terminate_backend(pid)), or raise DATABASE_STARTUP_WAIT_MS; to see the holder \
+         again: `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid \
+         = {} AND objid = {}`",
         limit.as_millis(),
         (key >> 32) as u32,
         *key as u32
@@ -78,6 +79,10 @@ pub enum MigrateError {
         limit: Duration,
         /// The advisory lock's key ([`crate::migrate::LOCK_KEY`]).
         key: i64,
+        /// The session holding the lock when the wait ended, from `pg_locks` and
+        /// `pg_stat_activity`: pid, application_name, client address, state and how long it
+        /// has been connected (or why it could not be read).
+        holder: String,
     },
 
     /// A migration step kept timing out waiting for a table lock (each attempt bounded by
@@ -134,7 +139,7 @@ pub enum MigrateError {
 
     /// A migration's `up.sql` (or its bookkeeping) failed; it was rolled back unless it runs
     /// outside a transaction.
-    #[error("migration {name} failed: {message}")]
+    #[error("migration {name} failed: {message}; {}", apply_advice(message))]
     ApplyFailed {
         /// Its version.
         version: String,
@@ -169,4 +174,22 @@ pub enum MigrateError {
         /// The database's message, scrubbed of secrets.
         message: String,
     },
+}
+
+/// What to do about a failed `up.sql`, from PostgreSQL's message (kept in English, see
+/// `error::classify`).
+fn apply_advice(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if m.contains("cannot run inside a transaction block") {
+        "move that statement into a migration of its own whose metadata.toml says \
+         run_in_transaction = false, one statement per such migration (PostgreSQL runs several \
+         statements sent together as one transaction); `taskstore migrate check DIR` reports this"
+    } else if m.contains("canceling statement due to statement timeout") {
+        "the step ran longer than DATABASE_MIGRATION_STATEMENT_TIMEOUT_MS: raise it (0 = no \
+         limit) and start again"
+    } else {
+        "fix its up.sql and start again (a migration that runs in a transaction left nothing \
+         applied; one with run_in_transaction = false may have applied part of itself); \
+         `taskstore migrate check DIR` finds statements that lock or rewrite tables in use"
+    }
 }

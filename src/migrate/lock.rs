@@ -88,6 +88,7 @@ fn lock_postgres(pg: &mut PgConnection, wait: Duration) -> Result<()> {
                 return Err(MigrateError::LockTimeout {
                     limit: wait,
                     key: LOCK_KEY,
+                    holder: lock_holder(pg),
                 }
                 .into());
             };
@@ -109,6 +110,53 @@ fn lock_postgres(pg: &mut PgConnection, wait: Duration) -> Result<()> {
         tracing::info!(waited_ms, "took the migration lock");
     }
     verify_held(pg)
+}
+
+#[derive(QueryableByName)]
+struct Holder {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    application_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    client: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    state: String,
+    #[diesel(sql_type = BigInt)]
+    connected_ms: i64,
+}
+
+/// Who holds the migration lock, for [`MigrateError::LockTimeout`]: one query on `pg_locks`
+/// (a session lock on a bigint key is `classid` = high 32 bits, `objid` = low 32 bits,
+/// `objsubid` 1) joined with `pg_stat_activity`.
+fn lock_holder(pg: &mut PgConnection) -> String {
+    let sql = "SELECT l.pid, coalesce(a.application_name, '') AS application_name, \
+                      coalesce(host(a.client_addr), 'local socket') AS client, \
+                      coalesce(a.state, '') AS state, \
+                      greatest(extract(epoch FROM now() - a.backend_start) * 1000, 0)::bigint \
+                          AS connected_ms \
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                  AND l.classid = ($1::bigint)::oid AND l.objid = ($2::bigint)::oid \
+                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let (classid, objid) = (LOCK_KEY >> 32, LOCK_KEY & 0xFFFF_FFFF);
+    match diesel::sql_query(sql)
+        .bind::<BigInt, _>(classid)
+        .bind::<BigInt, _>(objid)
+        .get_result::<Holder>(pg)
+        .optional()
+    {
+        Ok(Some(h)) => format!(
+            "held by pid {} (application_name {:?}, from {}, {}, connected {:.1} s)",
+            h.pid,
+            h.application_name,
+            h.client,
+            h.state,
+            h.connected_ms as f64 / 1000.0
+        ),
+        Ok(None) => "its holder let go just as the wait ended: start again".to_owned(),
+        Err(e) => format!("the holder could not be read: {}", scrub(&e.to_string())),
+    }
 }
 
 /// One `pg_try_advisory_lock`: a short statement that never waits.

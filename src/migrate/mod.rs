@@ -281,7 +281,9 @@ pub fn revert(conn: &mut DbConnection, steps: usize) -> Result<Vec<MigrationInfo
 }
 
 /// Opens the dedicated migration connection: to `DATABASE_MIGRATION_URL` when set, else
-/// `DATABASE_URL`, customised like a pooled connection, outside any pool. It does not wait
+/// `DATABASE_URL`, customised like a pooled connection, outside any pool, except that its
+/// `statement_timeout` is `DATABASE_MIGRATION_STATEMENT_TIMEOUT_MS` (default none) instead of
+/// `DATABASE_STATEMENT_TIMEOUT_MS`, so a long index build or backfill is not cancelled. It does not wait
 /// for the database to come up: that is [`crate::Database::connect`]'s start-up wait.
 ///
 /// Errors: [`crate::Error::Config`] on `DATABASE_MIGRATION_URL` when `DATABASE_URL` looks like
@@ -309,7 +311,9 @@ pub fn connect(config: &Config) -> Result<DbConnection> {
              no pooler), or set DATABASE_MIGRATE_ON_STARTUP=false and migrate elsewhere",
         ));
     }
-    crate::conn::open(config, config.migration_target())
+    // DATABASE_MIGRATION_STATEMENT_TIMEOUT_MS, not the pool's DATABASE_STATEMENT_TIMEOUT_MS: a
+    // long step cancelled half-way would fail again at every start.
+    crate::conn::open(&config.for_migrations(), config.migration_target())
 }
 
 /// Applies pending migrations at start-up (`DATABASE_MIGRATE_ON_STARTUP`), on a connection of

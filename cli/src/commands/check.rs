@@ -59,6 +59,51 @@ pub fn run(ctx: &Ctx, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What `migrate check` expects as DIR, for its error messages.
+const WHAT_DIR_IS: &str = "DIR must be a Diesel migration directory (one sub-directory per \
+    migration, each with an up.sql), such as migrations/postgres; without DIR the migrations \
+    embedded in this binary are checked";
+
+/// Why `dir` holds no migration, and what to pass instead.
+fn no_migrations(dir: &Path) -> String {
+    let shown = dir.display();
+    if dir.join("up.sql").is_file() {
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        return format!(
+            "{shown} is one migration, not a migration directory: pass its parent, {}, to \
+             check it with the migrations before it (a rule such as set-not-null reads earlier \
+             migrations)",
+            parent.display()
+        );
+    }
+    let mut nested: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_dir(e.path())
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .any(|m| m.path().join("up.sql").is_file())
+        })
+        .map(|e| e.path().display().to_string())
+        .collect();
+    nested.sort();
+    if nested.is_empty() {
+        format!("no migration in {shown} (no sub-directory with an up.sql); {WHAT_DIR_IS}")
+    } else {
+        format!(
+            "{shown} holds migration directories ({}), not migrations: pass the PostgreSQL one \
+             (the check reads PostgreSQL's SQL)",
+            nested.join(", ")
+        )
+    }
+}
+
 /// The migrations of a Diesel migration directory, oldest first: each sub-directory with an
 /// `up.sql`, and `run_in_transaction` from its `metadata.toml` (default true).
 fn read_dir(dir: &Path) -> anyhow::Result<Vec<MigrationText>> {
@@ -66,12 +111,21 @@ fn read_dir(dir: &Path) -> anyhow::Result<Vec<MigrationText>> {
     struct Metadata {
         run_in_transaction: Option<bool>,
     }
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading migration directory {}", dir.display()))?
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read migration directory {}: {e}; {WHAT_DIR_IS}",
+            dir.display()
+        )
+    })?;
+    let mut names: Vec<_> = entries
         .filter_map(Result::ok)
         .filter(|e| e.path().join("up.sql").is_file())
         .map(|e| e.file_name())
         .collect();
+    if names.is_empty() {
+        // Checking nothing and reporting "0 findings" would pass a mistyped DIR.
+        anyhow::bail!("{}", no_migrations(dir));
+    }
     names.sort();
     names
         .into_iter()

@@ -15,7 +15,9 @@
 //!
 //! A finding is acknowledged, per statement, by a comment before it (or inside it):
 //! `-- taskstore:allow <rule> because <reason>`. The reason is required; an acknowledgement
-//! without one, or naming an unknown rule, is itself a finding.
+//! without one, or naming an unknown rule, is itself a finding (its `statement` is the comment
+//! and what is wrong with it). A comment after a statement's semicolon on the same line
+//! belongs to that statement.
 
 pub mod rules;
 
@@ -170,8 +172,16 @@ fn check_one(m: &MigrationText, checks: &mut Vec<NotNullCheck>, report: &mut Rep
         }
         inspect(stmt, m.run_in_transaction, &mut created, checks, &mut hits);
         let (acks, bad) = acknowledgements(stmt);
-        for rule in bad {
-            hits.push(rule);
+        for problem in bad {
+            let rule = &rules::BAD_ACKNOWLEDGEMENT;
+            report.findings.push(Finding {
+                file: m.file.clone(),
+                line: stmt.line,
+                rule: rule.id,
+                why: rule.why,
+                safe: rule.safe,
+                statement: problem,
+            });
         }
         for rule in hits {
             match acks.iter().find(|(id, _)| *id == rule.id) {
@@ -224,11 +234,35 @@ fn split(tokens: Vec<TokenWithSpan>) -> Vec<Stmt> {
             comments,
         });
     };
+    // The line of the semicolon that ended the last statement: a comment after it on the same
+    // line (`DROP ...; -- taskstore:allow ...`) belongs to that statement, not the next one.
+    let mut ended_on: Option<u64> = None;
     for t in tokens {
         match t.token {
-            Token::SemiColon => finish(&mut current, &mut out),
+            Token::SemiColon => {
+                ended_on = Some(t.span.end.line);
+                finish(&mut current, &mut out);
+            }
             Token::EOF => {}
-            _ => current.push(t),
+            Token::Whitespace(
+                Whitespace::SingleLineComment { ref comment, .. }
+                | Whitespace::MultiLineComment(ref comment),
+            ) if ended_on == Some(t.span.start.line)
+                && current.iter().all(|c| {
+                    matches!(
+                        c.token,
+                        Token::Whitespace(Whitespace::Space | Whitespace::Tab)
+                    )
+                })
+                && let Some(last) = out.last_mut() =>
+            {
+                last.comments.push(comment.clone());
+            }
+            Token::Whitespace(Whitespace::Space | Whitespace::Tab) => current.push(t),
+            _ => {
+                ended_on = None;
+                current.push(t);
+            }
         }
     }
     finish(&mut current, &mut out);
@@ -236,22 +270,40 @@ fn split(tokens: Vec<TokenWithSpan>) -> Vec<Stmt> {
 }
 
 /// The statement's `taskstore:allow <rule> because <reason>` comments: the acknowledged rules
-/// with their reasons, and a finding for each malformed one.
-fn acknowledgements(stmt: &Stmt) -> (Vec<(&'static str, String)>, Vec<&'static Rule>) {
+/// with their reasons, and for each malformed one the comment and what is wrong with it. The
+/// marker and the rule id are matched without regard to case.
+fn acknowledgements(stmt: &Stmt) -> (Vec<(&'static str, String)>, Vec<String>) {
     let mut acks = Vec::new();
     let mut bad = Vec::new();
     for comment in &stmt.comments {
         let mut words = comment.split_whitespace();
-        if words.next() != Some("taskstore:allow") {
+        if !words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("taskstore:allow"))
+        {
             continue;
         }
-        let rule = words.next().and_then(rules::by_id);
-        let because = words.next() == Some("because");
+        let named = words.next();
+        let rule = named.and_then(|id| rules::by_id(&id.to_ascii_lowercase()));
+        let because = words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("because"));
         let reason = words.collect::<Vec<_>>().join(" ");
-        match rule {
-            Some(rule) if because && !reason.is_empty() => acks.push((rule.id, reason)),
-            _ => bad.push(&rules::BAD_ACKNOWLEDGEMENT),
-        }
+        let problem = match (named, rule) {
+            (None, _) => "names no rule".to_owned(),
+            (Some(id), None) => format!(
+                "`{id}` is not a rule of this check (the rule ids are listed in the README and \
+                 named in each finding)"
+            ),
+            (Some(_), Some(rule)) if because && !reason.is_empty() => {
+                acks.push((rule.id, reason));
+                continue;
+            }
+            (Some(_), Some(_)) => {
+                "gives no reason: add `because <reason>` after the rule".to_owned()
+            }
+        };
+        bad.push(format!("comment `{}`: {problem}", comment.trim()));
     }
     (acks, bad)
 }

@@ -27,6 +27,7 @@ mod dotenv;
 mod libpq;
 mod postgres;
 mod report;
+mod rotate;
 mod spec;
 mod tls;
 mod url;
@@ -38,6 +39,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use defaults::*;
+pub(crate) use rotate::{Reload, Stamp};
 pub use spec::{DefaultValue, MAX_MILLIS, MAX_SECONDS, Parse, TextCheck, VariableSpec};
 pub use tls::TlsRequirement;
 pub use url::{BackendKind, DatabaseUrl};
@@ -204,9 +206,8 @@ impl Config {
         overrides: &[(&str, String)],
         defaults: &[(&str, String)],
     ) -> Result<Self> {
-        build::build(values::Values::new(dotenv::layered(
-            dir, overrides, defaults,
-        )?))
+        let (raw, expanded) = dotenv::layered(dir, overrides, defaults)?;
+        build::build(values::Values::new(raw).with_expanded(expanded))
     }
 
     /// Builds a configuration from explicit variables only (no process environment, no files):

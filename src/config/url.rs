@@ -7,10 +7,13 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use super::postgres;
-use crate::error::{Error, Result};
+use super::rotate::Reload;
+use crate::error::{Error, Result, UrlOrigin};
 use crate::redact::{register_password, register_secret};
 
 /// Which database engine a URL points at.
@@ -47,6 +50,10 @@ pub struct DatabaseUrl {
     targets: Vec<String>,
     /// The `sslmode` libpq will use (PostgreSQL only).
     sslmode: Option<String>,
+    /// The variables the URL and password came from, named by connection errors.
+    origin: UrlOrigin,
+    /// How to build it again when its secrets come from files that may be rotated.
+    reload: Option<Arc<Reload>>,
 }
 
 /// The forms accepted, for errors.
@@ -118,6 +125,8 @@ impl DatabaseUrl {
                 host: None,
                 targets: Vec::new(),
                 sslmode: None,
+                origin: UrlOrigin::url(variable),
+                reload: None,
             });
         }
         let prefix = if lower.starts_with("sqlite://") {
@@ -147,6 +156,8 @@ impl DatabaseUrl {
             host: None,
             targets: Vec::new(),
             sslmode: None,
+            origin: UrlOrigin::url(variable),
+            reload: None,
         })
     }
 
@@ -173,7 +184,30 @@ impl DatabaseUrl {
             targets,
             sslmode: Some(parsed.effective_sslmode()),
             secret: SecretString::from(conninfo),
+            origin: UrlOrigin::url(variable),
+            reload: None,
         })
+    }
+
+    /// The variables this URL and its password came from: what a connection error's advice
+    /// names.
+    pub fn origin(&self) -> &UrlOrigin {
+        &self.origin
+    }
+
+    pub(super) fn with_origin(mut self, origin: UrlOrigin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    pub(super) fn with_reload(mut self, reload: Arc<Reload>) -> Self {
+        self.reload = Some(reload);
+        self
+    }
+
+    /// How to build this URL again from its secret files, when a secret comes from one.
+    pub(crate) fn reload(&self) -> Option<&Arc<Reload>> {
+        self.reload.as_ref()
     }
 
     /// The backend this URL selects.

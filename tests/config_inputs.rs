@@ -808,6 +808,87 @@ fn item21_production_tls_rule_judges_every_host_libpq_connects_to() {
     assert_eq!(out.status.code(), Some(3), "{}", both(&out));
 }
 
+/// Item 21 (the kind, a shape the tests did not use): a connection service (`service=` in the
+/// URL, or `PGSERVICE`) names an entry of `pg_service.conf` that may set the host and
+/// `sslmode`, which libpq applies below the URL's own parameters. It works (here against the
+/// shared server through a service file); where the TLS rule applies (production, or
+/// `DATABASE_REQUIRE_TLS=true`) the URL itself must ask for TLS, since taskstore cannot judge
+/// the entry.
+#[test]
+fn item21_connection_services_work_and_are_judged_by_the_tls_rule() {
+    let (host, port, _) = shared_server();
+    let env = CliEnv::bare();
+    let services = env.path("pg_service.conf");
+    std::fs::write(
+        &services,
+        format!(
+            "[ts]\nhost={host}\nport={port}\nuser=postgres\ndbname=postgres\nsslmode=disable\n"
+        ),
+    )
+    .unwrap();
+    let run = |url: &str, vars: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = env.cmd(args);
+        cmd.env("DATABASE_URL", url)
+            .env("PGSERVICEFILE", &services)
+            .env("DATABASE_MIGRATE_ON_STARTUP", "false");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    // Development: the service is used as libpq reads it.
+    for (url, vars) in [
+        ("postgres://?service=ts", &[][..]),
+        ("postgres://", &[("PGSERVICE", "ts")][..]),
+    ] {
+        let out = run(url, vars, &["migrate", "status"]);
+        assert_eq!(out.status.code(), Some(0), "{url} {vars:?}: {}", both(&out));
+    }
+    // Where the rule applies: refused unless the URL asks for TLS itself.
+    for (url, vars) in [
+        (
+            "postgres://?service=ts",
+            &[("TASKSTORE_ENV", "production")][..],
+        ),
+        (
+            "postgres://",
+            &[("TASKSTORE_ENV", "production"), ("PGSERVICE", "ts")][..],
+        ),
+        (
+            "postgres://?service=ts",
+            &[("DATABASE_REQUIRE_TLS", "true")][..],
+        ),
+        (
+            "postgres://localhost/postgres?service=ts",
+            &[("TASKSTORE_ENV", "production")][..],
+        ),
+    ] {
+        let out = run(url, vars, &["config"]);
+        assert_eq!(out.status.code(), Some(3), "{url} {vars:?}: {}", both(&out));
+        assert!(
+            stderr(&out).contains("service") && stderr(&out).contains("sslmode=require"),
+            "{url} {vars:?}: {}",
+            both(&out)
+        );
+    }
+    for (url, vars) in [
+        (
+            "postgres://?service=ts&sslmode=require",
+            &[("TASKSTORE_ENV", "production")][..],
+        ),
+        (
+            "postgres://?service=ts",
+            &[
+                ("TASKSTORE_ENV", "production"),
+                ("DATABASE_REQUIRE_TLS", "false"),
+            ][..],
+        ),
+    ] {
+        let out = run(url, vars, &["config"]);
+        assert_eq!(out.status.code(), Some(0), "{url} {vars:?}: {}", both(&out));
+    }
+}
+
 /// How a generated secret is placed in the connection string.
 #[derive(Debug, Clone, Copy)]
 enum SecretAt {

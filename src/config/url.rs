@@ -50,6 +50,11 @@ pub struct DatabaseUrl {
     targets: Vec<String>,
     /// The `sslmode` libpq will use (PostgreSQL only).
     sslmode: Option<String>,
+    /// The connection service (`service=` or `PGSERVICE`) libpq will read, whose entry in
+    /// `pg_service.conf` may set the host and `sslmode` below the URL's own parameters.
+    service: Option<String>,
+    /// The `sslmode` the URL itself sets (the only one a service entry cannot override).
+    own_sslmode: Option<String>,
     /// The variables the URL and password came from, named by connection errors.
     origin: UrlOrigin,
     /// How to build it again when its secrets come from files that may be rotated.
@@ -125,6 +130,8 @@ impl DatabaseUrl {
                 host: None,
                 targets: Vec::new(),
                 sslmode: None,
+                service: None,
+                own_sslmode: None,
                 origin: UrlOrigin::url(variable),
                 reload: None,
             });
@@ -156,6 +163,8 @@ impl DatabaseUrl {
             host: None,
             targets: Vec::new(),
             sslmode: None,
+            service: None,
+            own_sslmode: None,
             origin: UrlOrigin::url(variable),
             reload: None,
         })
@@ -183,6 +192,11 @@ impl DatabaseUrl {
                 .map(str::to_owned),
             targets,
             sslmode: Some(parsed.effective_sslmode()),
+            service: parsed.service(),
+            own_sslmode: parsed
+                .get("sslmode")
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
             secret: SecretString::from(conninfo),
             origin: UrlOrigin::url(variable),
             reload: None,
@@ -248,6 +262,16 @@ impl DatabaseUrl {
     /// The `sslmode` libpq will use: the URL's, else `PGSSLMODE`, else libpq's default.
     pub(super) fn sslmode(&self) -> &str {
         self.sslmode.as_deref().unwrap_or("prefer")
+    }
+
+    /// The connection service libpq reads for this URL (`service=` or `PGSERVICE`), if any.
+    pub(super) fn service(&self) -> Option<&str> {
+        self.service.as_deref()
+    }
+
+    /// The `sslmode` the URL sets itself, if any.
+    pub(super) fn own_sslmode(&self) -> Option<&str> {
+        self.own_sslmode.as_deref()
     }
 
     /// Where libpq's first connection attempt goes (PostgreSQL): the first target host (empty:

@@ -163,7 +163,12 @@ impl Values {
                     Some(Secret {
                         value,
                         variable: file_spec.name,
-                        file: Some(PathBuf::from(path)),
+                        // Absolute, so that a re-read after rotation finds the same file
+                        // whatever the working directory is by then; symbolic links are not
+                        // resolved (a rotation that swaps one must be seen).
+                        file: Some(
+                            std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path)),
+                        ),
                     })
                 })
             }

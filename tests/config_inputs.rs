@@ -464,7 +464,8 @@ fn item06_authentication_errors_name_the_variable_that_was_used() {
     let wrong_pw_file = file("wrong-pw", "wrong-Pw-6");
 
     // (variables, which URL is opened, the phrase the advice must hold)
-    let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("DATABASE_URL", bad.as_str())],
             "primary",

@@ -209,8 +209,6 @@ pub(crate) struct Connector {
     backend: BackendKind,
     session: SessionConfig,
     busy_timeout: Duration,
-    /// Where the socket of a new connection leads (PostgreSQL).
-    target: Option<Target>,
     /// The server this connector's connections share, for the watchdog.
     peer: Arc<Peer>,
 }
@@ -224,6 +222,15 @@ struct Current {
     /// `url` with `lc_messages=C` in the startup packet, for a server whose messages are not
     /// English when the role may set it (see [`super::language`]).
     english_url: DatabaseUrl,
+    /// Where the socket of a new connection leads (PostgreSQL); a rotated URL file may name
+    /// another host.
+    target: Option<Target>,
+}
+
+/// Where the socket of a connection to `url` leads (PostgreSQL).
+fn target_of(url: &DatabaseUrl) -> Option<Target> {
+    url.first_target()
+        .map(|(host, port)| Target::of(&host, port))
 }
 
 impl std::fmt::Debug for Peer {
@@ -272,17 +279,12 @@ impl Connector {
         });
         Self {
             backend,
-            target: (backend == BackendKind::Postgres)
-                .then(|| {
-                    url.first_target()
-                        .map(|(host, port)| Target::of(&host, port))
-                })
-                .flatten(),
             peer: Arc::new(Peer::new(session.statement_timeout, probe)),
             // An empty stamp: the first connection checks the files against what the
             // configuration read (they may have changed since).
             current: RwLock::new(Arc::new(Current {
                 stamp: Stamp::new(),
+                target: target_of(&url),
                 url,
                 english_url,
             })),
@@ -328,6 +330,7 @@ impl Connector {
                         stamp,
                         url: slot.url.clone(),
                         english_url: slot.english_url.clone(),
+                        target: slot.target.clone(),
                     });
                     return false;
                 }
@@ -338,6 +341,7 @@ impl Connector {
                 *slot = Arc::new(Current {
                     stamp,
                     english_url: url.with_libpq_params(&self.english_params),
+                    target: target_of(&plain),
                     url: plain,
                 });
                 true
@@ -351,6 +355,7 @@ impl Connector {
                     stamp,
                     url: slot.url.clone(),
                     english_url: slot.english_url.clone(),
+                    target: slot.target.clone(),
                 });
                 false
             }
@@ -363,8 +368,16 @@ impl Connector {
     /// came from.
     pub fn open(&self) -> Result<Opened, ConnectError> {
         self.refresh(false);
+        let tried = self.current();
         let result = match self.open_current() {
-            Err(e) if e.kind == ConnectFailure::Authentication && self.refresh(true) => {
+            // Retried when the secret is not the one that failed, whichever connection read
+            // it (several may fail at once; the first to re-read updates it for all).
+            Err(e)
+                if e.kind == ConnectFailure::Authentication
+                    && self.reload.is_some()
+                    && (self.refresh(true)
+                        || self.current().url.expose() != tried.url.expose()) =>
+            {
                 tracing::info!(
                     "authentication failed with the previous secret; trying once more with the one just read"
                 );
@@ -409,8 +422,9 @@ impl Connector {
         &self,
         english: bool,
     ) -> Result<(DbConnection, Option<Arc<Slot>>), ConnectError> {
-        let Some(target) = &self.target else {
-            return Ok((self.establish(english)?, None));
+        let current = self.current();
+        let Some(target) = &current.target else {
+            return Ok((self.establish(&current, english)?, None));
         };
         let lock = establish_lock(target);
         let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -420,7 +434,7 @@ impl Connector {
         for _ in 0..2 {
             drop(conn.take());
             let before = socket::sockets();
-            let c = self.establish(english)?;
+            let c = self.establish(&current, english)?;
             found = socket::claim_new_socket(&before, target);
             conn = Some(c);
             if found.is_some() {
@@ -447,8 +461,7 @@ impl Connector {
         SessionReset::new(self.backend, self.busy_timeout)
     }
 
-    fn establish(&self, english: bool) -> Result<DbConnection, ConnectError> {
-        let current = self.current();
+    fn establish(&self, current: &Current, english: bool) -> Result<DbConnection, ConnectError> {
         let url = if english {
             &current.english_url
         } else {

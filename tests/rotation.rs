@@ -109,7 +109,10 @@ impl Setup {
             Secret::UrlFile => vec![("DATABASE_URL_FILE", file.as_str())],
         };
         vars.extend_from_slice(pool);
-        vars.push(("DATABASE_STARTUP_WAIT_MS", "5000"));
+        // Generous: these tests count failures caused by the rotation, not deadlines missed
+        // on a loaded 2-core machine.
+        vars.push(("DATABASE_STARTUP_WAIT_MS", "20000"));
+        vars.push(("DATABASE_ACQUIRE_TIMEOUT_MS", "20000"));
         Config::from_vars(vars).unwrap()
     }
 
@@ -182,7 +185,7 @@ impl Load {
     fn assert_clean(&self, what: &str, secrets: &[&str]) {
         let failures = self.failures.lock().unwrap();
         let calls = self.calls.load(Ordering::Relaxed);
-        assert!(calls > 100, "{what}: only {calls} calls ran");
+        assert!(calls >= 200, "{what}: only {calls} calls ran");
         for f in failures.iter() {
             for s in secrets {
                 assert!(!f.contains(s), "{what}: an error printed a secret: {f}");
@@ -198,6 +201,17 @@ impl Load {
 }
 
 impl Load {
+    /// Lets the load run for at least `ms` and at least 200 more calls (a loaded machine is
+    /// slow), then stops it.
+    fn finish(&self, ms: u64) {
+        let target = self.calls.load(Ordering::Relaxed) + 200;
+        sleep_ms(ms);
+        common::cluster::wait_for(Duration::from_secs(60), || {
+            self.calls.load(Ordering::Relaxed) >= target
+        });
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
     /// Checks out `n` connections at once beside the load (a pool of `n` must then have them
     /// all open), holds them briefly and gives them back; a checkout that fails counts.
     fn hold(&self, db: &Database, n: usize) {
@@ -226,36 +240,34 @@ fn rotation_story(secret: Secret) {
     let s = Setup::new(secret, P1);
 
     // 1. A warm pool under a 4-thread load: rotate (ALTER ROLE, then rewrite the file in
-    // place). The connections opened with the old password keep working; then holding eight
-    // connections at once makes the same Database open new ones, which must use the new
-    // password.
+    // place). The pool's four connections, all opened with the old password before the
+    // rotation, keep serving (PostgreSQL keeps their sessions): no call fails and none is
+    // replaced.
     let db = Database::connect(&s.config(&[
-        ("DATABASE_POOL_MAX_SIZE", "40"),
-        ("DATABASE_POOL_MIN_IDLE", "2"),
+        ("DATABASE_POOL_MAX_SIZE", "4"),
+        ("DATABASE_POOL_MIN_IDLE", "4"),
     ]))
     .unwrap();
     let owner = common::factories::user(&db).id;
+    assert!(common::cluster::wait_for(Duration::from_secs(20), || {
+        db.stats().pool.connections == 4
+    }));
+    let created_before = db.stats().connections_created;
     let load = Load::new();
-    let created_after_rotation = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| load.run(&db, owner));
         }
         sleep_ms(400);
         s.alter(P2);
         s.write(P2, Write::InPlace);
-        sleep_ms(400);
-        let before = db.stats().connections_created;
-        let open_before = db.stats().pool.connections;
-        // Hold four connections more than the pool has open: it must open at least four.
-        load.hold(&db, open_before as usize + 4);
-        sleep_ms(300);
-        load.stop.store(true, Ordering::Relaxed);
-        db.stats().connections_created - before
+        load.finish(600);
     });
     load.assert_clean(&format!("{secret:?} warm pool"), &all);
-    assert!(
-        created_after_rotation >= 4,
-        "{secret:?}: only {created_after_rotation} connections opened after the rotation"
+    assert_eq!(
+        db.stats().connections_created,
+        created_before,
+        "{secret:?}: the old connections were replaced"
     );
     drop(db);
 
@@ -275,8 +287,7 @@ fn rotation_story(secret: Secret) {
         }
         sleep_ms(300);
         load.hold(&db, 4);
-        sleep_ms(300);
-        load.stop.store(true, Ordering::Relaxed);
+        load.finish(300);
     });
     load.assert_clean(&format!("{secret:?} fresh pool"), &all);
     assert!(db.stats().connections_created >= 4);
@@ -307,8 +318,7 @@ fn rotation_story(secret: Secret) {
         }
         sleep_ms(300);
         load.hold(&db, 4);
-        sleep_ms(300);
-        load.stop.store(true, Ordering::Relaxed);
+        load.finish(300);
     });
     load.assert_clean(&format!("{secret:?} unseen change"), &all);
     assert!(
@@ -346,8 +356,8 @@ fn rotation_story(secret: Secret) {
         assert!(!text.contains(p), "{text}");
     }
     assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "an authentication failure is not retried for the start-up wait"
+        started.elapsed() < Duration::from_secs(10),
+        "an authentication failure is not retried for the start-up wait (20 s)"
     );
 }
 

@@ -598,6 +598,47 @@ fn item06_authentication_errors_name_the_variable_that_was_used() {
     assert!(!both(&out).contains("wrong-Pw-6"), "{}", both(&out));
 }
 
+/// Item 6, a shape the tests did not use: a password given for SQLite is refused naming the
+/// variable that set it (`DATABASE_PASSWORD_FILE` too), and saying why SQLite was chosen (an
+/// unset `DATABASE_URL` means the embedded default).
+#[test]
+fn item06_a_password_for_sqlite_names_the_variable_that_set_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "Sqlite-Pw-9\n").unwrap();
+    let pw = pw.display().to_string();
+    let shown = assert_config_error(
+        Config::from_vars([("DATABASE_PASSWORD_FILE", pw.as_str())]),
+        "DATABASE_PASSWORD_FILE",
+    );
+    assert!(shown.contains("DATABASE_URL is unset"), "{shown}");
+    let shown = assert_config_error(
+        Config::from_vars([
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("DATABASE_PASSWORD", "Sqlite-Pw-9"),
+        ]),
+        "DATABASE_PASSWORD",
+    );
+    assert!(!shown.contains("Sqlite-Pw-9"), "{shown}");
+}
+
+/// Item 2, in a `.env` file: a value that is not UTF-8 is an error naming the file and the
+/// line, never a "malformed line" without a number, and never the line's text.
+#[test]
+fn item02_a_dotenv_file_that_is_not_utf8_is_named_with_its_line() {
+    let env = CliEnv::bare();
+    std::fs::write(
+        env.path(".env"),
+        b"DATABASE_POOL_MAX_SIZE=4\nDATABASE_PASSWORD=Secret-\xff-x\n",
+    )
+    .unwrap();
+    let out = env.run(&["config"]);
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    let text = stderr(&out);
+    assert!(text.contains("UTF-8") && text.contains("line 2"), "{text}");
+    assert!(!both(&out).contains("Secret-"), "{}", both(&out));
+}
+
 /// Item 6: a malformed `.env` line is reported with the file and its line number, never with
 /// the line's text (it may hold a secret).
 #[test]

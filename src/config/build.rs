@@ -92,6 +92,23 @@ fn urls(values: &mut Values, rule: TlsRule) -> Result<Urls> {
         origin = origin.on_command_line();
     }
     let origin = with_password(values, origin, password.as_ref(), "DATABASE_URL");
+    if let Some(p) = &password
+        && raw.trim().to_ascii_lowercase().starts_with("sqlite:")
+    {
+        let url = if file.is_some() {
+            "the URL in the file named by DATABASE_URL_FILE points at SQLite".to_owned()
+        } else if values.is_set("DATABASE_URL") {
+            "DATABASE_URL points at SQLite".to_owned()
+        } else {
+            "DATABASE_URL is unset, so the embedded SQLite default is used".to_owned()
+        };
+        return Err(Error::config(
+            p.variable,
+            format!(
+                "is set but {url}, which has no password; unset it or set DATABASE_URL to a postgres:// URL"
+            ),
+        ));
+    }
     let database = DatabaseUrl::parse(variable, &raw, pw)?.with_origin(origin.clone());
     let url_part = match file {
         Some(path) => Part::File(path),

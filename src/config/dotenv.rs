@@ -92,7 +92,18 @@ fn load(dir: &Path, file: &str, into: &mut Raw, expanded: &mut BTreeSet<String>)
         // dotenvy's error carries the line's text (which may be a secret): it is dropped, and
         // the line is named by its number instead.
         let (k, v) = item.map_err(|_| {
-            let line = std::fs::read_to_string(&path)
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            if let Err(e) = std::str::from_utf8(&bytes) {
+                let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+                return Error::config(
+                    file,
+                    format!(
+                        "{} is not valid UTF-8 (line {line}); save it as UTF-8 (the line is not shown: it may hold a secret)",
+                        path.display()
+                    ),
+                );
+            }
+            let line = String::from_utf8(bytes)
                 .ok()
                 .and_then(|text| malformed_line(&text))
                 .map(|n| format!(" (line {n})"))

@@ -19,7 +19,8 @@
 //! Files: `variables` (the table), `spec` (what a row says), `defaults` (the named defaults),
 //! `dotenv` (the layers values come from), `values` (reading one variable through its row),
 //! `build` (assembling and cross-checking), `url` ([`DatabaseUrl`]), `tls` (the production TLS
-//! rule), `report` (the effective configuration).
+//! rule), `rotate` (building a URL again from rotated secret files), `report` (the effective
+//! configuration).
 
 mod build;
 mod defaults;

@@ -9,7 +9,8 @@
 //! Beside this file: `classify.rs`, the one table saying what a driver code or a server
 //! message means (read both for errors on a connection and for failures to connect);
 //! `from_diesel.rs`, which turns a Diesel error into an [`Error`] with it; `migration.rs`,
-//! [`MigrateError`].
+//! [`MigrateError`]; `origin.rs`, [`UrlOrigin`] (the variables a connection error's advice
+//! names).
 
 mod classify;
 mod from_diesel;

@@ -370,3 +370,89 @@ fn rotated_password_file_is_used_without_a_restart_postgres() {
 fn rotated_url_file_is_used_without_a_restart_postgres() {
     rotation_story(Secret::UrlFile);
 }
+
+/// Everything the tracing subscriber writes, from every thread (the pool's too).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Replicas share `DATABASE_PASSWORD_FILE` and follow its rotation; a secret file caught
+/// half-written (empty) keeps the previous secret instead of failing connections; and the log
+/// lines of all this name variables, never a secret.
+#[test]
+fn rotation_reaches_replicas_and_survives_a_half_written_file_postgres() {
+    const P1: &str = "first-Pw-11";
+    const P2: &str = "second-Pw-2";
+    let logs = Logs::default();
+    let writer = logs.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    )
+    .unwrap();
+    let s = Setup::new(Secret::PasswordFile, P1);
+    let url = format!("postgres://app@127.0.0.1:{}/app", s.cluster.port);
+    let file = s.file().display().to_string();
+    let vars = [
+        ("DATABASE_URL", url.as_str()),
+        ("DATABASE_PASSWORD_FILE", file.as_str()),
+        // The same server stands in for a replica: what matters is the replica's URL.
+        ("DATABASE_REPLICA_URLS", url.as_str()),
+        ("DATABASE_POOL_MAX_SIZE", "4"),
+        ("DATABASE_POOL_MIN_IDLE", "0"),
+        ("DATABASE_STARTUP_WAIT_MS", "20000"),
+        ("DATABASE_ACQUIRE_TIMEOUT_MS", "20000"),
+    ];
+    let config = Config::from_vars(vars).unwrap();
+
+    // Read with P1; rotated to P2 before any connection: the replica's connections use P2.
+    s.alter(P2);
+    s.write(P2, Write::Rename);
+    taskstore::conn::open(&config, &config.replica_urls()[0])
+        .unwrap_or_else(|e| panic!("replica after rotation: {e}"));
+    let db = Database::connect(&config).unwrap();
+    let owner = common::factories::user(&db).id;
+
+    // Half-written: the file is empty for a moment. New connections keep P2.
+    std::fs::write(s.file(), "").unwrap();
+    let load = Load::new();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| load.run(&db, owner));
+        }
+        sleep_ms(300);
+        load.hold(&db, 4);
+        load.finish(300);
+    });
+    load.assert_clean("half-written file", &[P1, P2]);
+    // ... while building a configuration from the empty file is refused (strict reading).
+    match Config::from_vars(vars) {
+        Err(Error::Config { variable, .. }) => assert_eq!(variable, "DATABASE_PASSWORD_FILE"),
+        other => panic!("an empty secret file was accepted at start-up: {other:?}"),
+    }
+
+    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("could not re-read a secret file"),
+        "no warning about the empty file: {logs}"
+    );
+    assert!(
+        logs.contains("a secret file changed"),
+        "no line about the rotation: {logs}"
+    );
+    for secret in [P1, P2] {
+        assert!(!logs.contains(secret), "a log line holds a secret: {logs}");
+    }
+}

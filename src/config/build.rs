@@ -27,12 +27,14 @@ pub(super) fn build(mut values: Values) -> Result<Config> {
     let tx_retry_attempts = values.read("DATABASE_TX_RETRY_ATTEMPTS")?;
     let migrate_on_startup = values.read("DATABASE_MIGRATE_ON_STARTUP")?;
     let log_filter = values.read("TASKSTORE_LOG")?;
+    let replica_max_lag = values.read("DATABASE_REPLICA_MAX_LAG_MS")?;
     tls::check(require_tls, environment, urls.labelled())?;
     Ok(Config {
         environment,
         database_url: urls.database,
         migration_url: urls.migration,
         replica_urls: urls.replicas,
+        replica_max_lag,
         pool,
         session,
         tx_retry_attempts,

@@ -152,6 +152,8 @@ pub struct Config {
     migration_url: Option<DatabaseUrl>,
     /// `DATABASE_REPLICA_URLS`.
     replica_urls: Vec<DatabaseUrl>,
+    /// `DATABASE_REPLICA_MAX_LAG_MS` (zero: lag not checked).
+    replica_max_lag: Duration,
     /// Pool settings.
     pool: PoolConfig,
     /// Session settings.
@@ -286,6 +288,13 @@ impl Config {
     /// `DATABASE_REPLICA_URLS`.
     pub fn replica_urls(&self) -> &[DatabaseUrl] {
         &self.replica_urls
+    }
+
+    /// `DATABASE_REPLICA_MAX_LAG_MS`: a replica whose replay is further behind the primary
+    /// than this is skipped by reads (default 5000 ms; zero means lag is not checked). See
+    /// [`Database::read_conn`](crate::Database::read_conn).
+    pub fn replica_max_lag(&self) -> Duration {
+        self.replica_max_lag
     }
 
     /// Pool sizing, deadlines and retries.

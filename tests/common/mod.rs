@@ -13,6 +13,7 @@ pub mod cli_env;
 pub mod cluster;
 pub mod factories;
 pub mod outage;
+pub mod replica;
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};

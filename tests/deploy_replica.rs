@@ -10,14 +10,14 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use diesel::prelude::*;
 use common::cli_env::CliEnv;
 use common::cluster::wait_for;
 use common::replica::Replicated;
+use diesel::prelude::*;
 use taskstore::health::ReplicaState;
 use taskstore::models::{NewTask, PageRequest, TaskFilter, TaskSort, UserId};
 use taskstore::{Config, Database, DbErrorKind, Error};
@@ -87,9 +87,18 @@ fn postgres_reads_go_to_the_replica_writes_to_the_primary_and_on_primary_reads_y
     let db = connect(&set, &[("DATABASE_REPLICA_MAX_LAG_MS", "600000")]);
 
     // Routing of the raw read paths.
-    assert!(db.run_read(in_recovery).unwrap(), "run_read is served by the replica");
-    assert!(in_recovery(&mut db.read_conn().unwrap()).unwrap(), "read_conn too");
-    assert!(!db.on_primary().run_read(in_recovery).unwrap(), "on_primary reads the primary");
+    assert!(
+        db.run_read(in_recovery).unwrap(),
+        "run_read is served by the replica"
+    );
+    assert!(
+        in_recovery(&mut db.read_conn().unwrap()).unwrap(),
+        "read_conn too"
+    );
+    assert!(
+        !db.on_primary().run_read(in_recovery).unwrap(),
+        "on_primary reads the primary"
+    );
     assert!(!db.run(in_recovery).unwrap(), "run is the primary");
     assert!(!db.reads_on_primary() && db.on_primary().reads_on_primary());
 
@@ -98,7 +107,13 @@ fn postgres_reads_go_to_the_replica_writes_to_the_primary_and_on_primary_reads_y
         .run_read(|c| Ok(diesel::sql_query("CREATE TABLE misrouted (x int)").execute(c)?))
         .unwrap_err();
     assert!(
-        matches!(misrouted, Error::Database { kind: DbErrorKind::ReadOnlyTransaction, .. }),
+        matches!(
+            misrouted,
+            Error::Database {
+                kind: DbErrorKind::ReadOnlyTransaction,
+                ..
+            }
+        ),
         "{misrouted:?}"
     );
 
@@ -117,12 +132,10 @@ fn postgres_reads_go_to_the_replica_writes_to_the_primary_and_on_primary_reads_y
     db.users()
         .set_active(owner, true)
         .expect("a user write through the layer");
-    db.with_transaction(|c| {
-        Ok::<_, Error>(diesel::sql_query("SELECT 1").execute(c)?)
-    })
-    .unwrap();
+    db.with_transaction(|c| Ok::<_, Error>(diesel::sql_query("SELECT 1").execute(c)?))
+        .unwrap();
     assert!(
-        !db.with_transaction(|c| in_recovery(c)).unwrap(),
+        !db.with_transaction(in_recovery).unwrap(),
         "transactions run on the primary"
     );
     set.wait_caught_up();
@@ -137,7 +150,11 @@ fn postgres_reads_go_to_the_replica_writes_to_the_primary_and_on_primary_reads_y
         let err = db.tasks().get(owner, fresh.id).unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
         assert_eq!(list_len(&db, owner), 17, "list from the replica");
-        assert_eq!(db.tasks().stats(owner).unwrap().total, 17, "stats from the replica");
+        assert_eq!(
+            db.tasks().stats(owner).unwrap().total,
+            17,
+            "stats from the replica"
+        );
     }
     // Read-your-writes: the caller that just wrote reads from the primary.
     let primary = db.on_primary();
@@ -146,7 +163,7 @@ fn postgres_reads_go_to_the_replica_writes_to_the_primary_and_on_primary_reads_y
     assert_eq!(primary.tasks().stats(owner).unwrap().total, 18);
     assert_eq!(primary.users().get(owner).unwrap().id, owner);
     let in_tx = db
-        .with_transaction(|c| Ok::<_, Error>(taskstore::repo::tasks::get(c, owner, fresh.id)?))
+        .with_transaction(|c| taskstore::repo::tasks::get(c, owner, fresh.id))
         .unwrap();
     assert_eq!(in_tx.id, fresh.id, "with_transaction reads its writes");
 
@@ -169,17 +186,25 @@ fn postgres_a_lagging_replica_is_skipped_and_reads_fall_back_to_the_primary() {
     std::thread::sleep(Duration::from_millis(1500));
     let h = db.health().unwrap();
     assert_eq!(h.replicas[0].state, ReplicaState::Up, "{:?}", h.replicas);
-    assert!(db.run_read(in_recovery).unwrap(), "an idle primary is not lag");
+    assert!(
+        db.run_read(in_recovery).unwrap(),
+        "an idle primary is not lag"
+    );
 
     set.pause_replay();
     let fresh = new_task(&db, owner, "behind");
     // Within one lag check (REPLICA_RECHECK, 1 s) the replica is found lagging and skipped.
     let start = Instant::now();
-    let found = wait_for(Duration::from_secs(5), || db.tasks().get(owner, fresh.id).is_ok());
+    let found = wait_for(Duration::from_secs(5), || {
+        db.tasks().get(owner, fresh.id).is_ok()
+    });
     assert!(found, "reads did not fall back to the primary");
     assert!(start.elapsed() < taskstore::health::REPLICA_RECHECK + Duration::from_millis(1500));
     for _ in 0..20 {
-        assert!(!db.run_read(in_recovery).unwrap(), "a lagging replica is skipped");
+        assert!(
+            !db.run_read(in_recovery).unwrap(),
+            "a lagging replica is skipped"
+        );
         db.tasks().get(owner, fresh.id).expect("from the primary");
     }
     let h = db.health().unwrap();
@@ -248,12 +273,17 @@ fn failover(threads: usize) {
     let h = db.health().unwrap();
     assert_eq!(h.replicas[0].state, ReplicaState::Down, "{:?}", h.replicas);
     assert!(h.replicas[0].error.is_some());
-    assert!(!db.run_read(in_recovery).unwrap(), "reads go to the primary");
+    assert!(
+        !db.run_read(in_recovery).unwrap(),
+        "reads go to the primary"
+    );
 
     // Back: reads return to the replica within a recheck.
     set.replica.pg_ctl_start();
     assert!(
-        wait_for(Duration::from_secs(10), || db.run_read(in_recovery).unwrap_or(false)),
+        wait_for(Duration::from_secs(10), || db
+            .run_read(in_recovery)
+            .unwrap_or(false)),
         "reads did not return to the replica"
     );
     std::thread::sleep(Duration::from_millis(300));
@@ -335,7 +365,10 @@ fn postgres_cli_health_reports_each_replica_state_and_lag() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
-    assert!(text.contains("replica    postgres://postgres:***@127.0.0.1"), "{text}");
+    assert!(
+        text.contains("replica    postgres://postgres:***@127.0.0.1"),
+        "{text}"
+    );
     assert!(text.contains(" up (lag "), "{text}");
 
     set.replica.stop();
@@ -349,8 +382,8 @@ fn postgres_cli_health_reports_each_replica_state_and_lag() {
 fn sqlite_reads_without_replicas_use_the_one_database() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("r.db").display());
-    let db = Database::connect(&Config::from_vars([("DATABASE_URL", url.as_str())]).unwrap())
-        .unwrap();
+    let db =
+        Database::connect(&Config::from_vars([("DATABASE_URL", url.as_str())]).unwrap()).unwrap();
     assert!(db.reads_on_primary());
     let owner = common::factories::user(&db).id;
     let t = new_task(&db, owner, "one database");

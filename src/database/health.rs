@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 
-pub use super::replicas::{RECHECK as REPLICA_RECHECK, ReplicaHealth, ReplicaState};
 use super::replicas;
+pub use super::replicas::{RECHECK as REPLICA_RECHECK, ReplicaHealth, ReplicaState};
 use super::{Database, DbConnection};
 use crate::config::{BackendKind, Config};
 use crate::error::{DbErrorKind, Error, PoolState, Result};
@@ -160,7 +160,12 @@ fn probe_replica(config: &Config, url: &crate::config::DatabaseUrl) -> ReplicaHe
             url: url.redacted().to_owned(),
             state: ReplicaState::Down,
             lag: None,
-            error: Some(e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")),
+            error: Some(
+                e.to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
         },
     }
 }

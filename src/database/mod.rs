@@ -176,10 +176,7 @@ impl Database {
                 if let Some(replica) = replica {
                     replica.mark_down(&e);
                 }
-                self.inner
-                    .primary
-                    .acquire_until(location, deadline)?
-                    .run(f)
+                self.inner.primary.acquire_until(location, deadline)?.run(f)
             }
             other => other,
         }

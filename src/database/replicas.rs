@@ -73,13 +73,16 @@ pub struct ReplicaHealth {
     pub state: ReplicaState,
     /// Replay lag behind the primary (see the [module documentation](self)); `None` when down
     /// or unknown.
-    #[serde(serialize_with = "millis")]
+    #[serde(rename = "lag_ms", serialize_with = "millis")]
     pub lag: Option<Duration>,
     /// Why it is down, scrubbed, one line.
     pub error: Option<String>,
 }
 
-fn millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> std::result::Result<S::Ok, S::Error> {
+fn millis<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_some(&(d.as_secs_f64() * 1e3)),
         None => s.serialize_none(),
@@ -103,7 +106,9 @@ pub(crate) fn replay_lag(conn: &mut DbConnection) -> Result<Option<Duration>> {
          END AS lag_ms",
     )
     .get_result(conn)?;
-    Ok(row.lag_ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1e3)))
+    Ok(row
+        .lag_ms
+        .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1e3)))
 }
 
 /// What is known about one replica.
@@ -127,7 +132,9 @@ pub(super) struct Replica {
 
 impl Replica {
     fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
-        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn skipped(&self, now: Instant) -> bool {
@@ -145,7 +152,12 @@ impl Replica {
         seen.skip_until = Some(Instant::now() + RECHECK);
         seen.lag = None;
         seen.lag_checked_at = None;
-        seen.error = Some(err.to_string().split_whitespace().collect::<Vec<_>>().join(" "));
+        seen.error = Some(
+            err.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
     }
 
     /// Records a lag reading: up, or lagging and skipped for [`RECHECK`].
@@ -153,7 +165,11 @@ impl Replica {
         let now = Instant::now();
         let mut seen = self.seen();
         let ok = lag.is_some_and(|l| l <= max);
-        let state = if ok { ReplicaState::Up } else { ReplicaState::Lagging };
+        let state = if ok {
+            ReplicaState::Up
+        } else {
+            ReplicaState::Lagging
+        };
         if state != seen.state {
             tracing::info!(replica = %self.pool.url().redacted(), state = %state,
                 lag_ms = lag.map(|l| l.as_millis() as u64), max_lag_ms = max.as_millis() as u64,
@@ -174,9 +190,7 @@ impl Replica {
             return false;
         }
         let mut seen = self.seen();
-        let due = seen
-            .lag_checked_at
-            .is_none_or(|t| t.elapsed() >= RECHECK);
+        let due = seen.lag_checked_at.is_none_or(|t| t.elapsed() >= RECHECK);
         if due && !seen.checking {
             seen.checking = true;
             true
@@ -214,7 +228,11 @@ impl Replica {
 
     /// A fresh look for [`Health`](super::Health): checks a connection out (within the
     /// acquisition deadline) and reads the lag, updating what the router knows.
-    pub(super) fn check_now(&self, location: &'static Location<'static>, max_lag: Duration) -> ReplicaHealth {
+    pub(super) fn check_now(
+        &self,
+        location: &'static Location<'static>,
+        max_lag: Duration,
+    ) -> ReplicaHealth {
         let url = self.pool.url().redacted().to_owned();
         let looked = self.pool.acquire(location).and_then(|conn| {
             let mut conn = conn.trusted();
@@ -225,10 +243,14 @@ impl Replica {
                 if !max_lag.is_zero() {
                     self.record_lag(lag, max_lag);
                 }
-                let lagging = !max_lag.is_zero() && !lag.is_some_and(|l| l <= max_lag);
+                let lagging = !max_lag.is_zero() && lag.is_none_or(|l| l > max_lag);
                 ReplicaHealth {
                     url,
-                    state: if lagging { ReplicaState::Lagging } else { ReplicaState::Up },
+                    state: if lagging {
+                        ReplicaState::Lagging
+                    } else {
+                        ReplicaState::Up
+                    },
                     lag,
                     error: None,
                 }

@@ -49,9 +49,7 @@ impl Replicated {
 
     /// Waits until the replica has replayed everything the primary has written so far.
     pub fn wait_caught_up(&self) {
-        let target = self
-            .primary
-            .psql("postgres", "SELECT pg_current_wal_lsn()");
+        let target = self.primary.psql("postgres", "SELECT pg_current_wal_lsn()");
         let ok = wait_for(Duration::from_secs(30), || {
             self.replica.psql(
                 "postgres",
@@ -63,12 +61,14 @@ impl Replicated {
 
     /// Stops replaying WAL on the replica (it keeps receiving): it falls behind.
     pub fn pause_replay(&self) {
-        self.replica.psql("postgres", "SELECT pg_wal_replay_pause()");
+        self.replica
+            .psql("postgres", "SELECT pg_wal_replay_pause()");
     }
 
     /// Resumes replaying WAL on the replica.
     pub fn resume_replay(&self) {
-        self.replica.psql("postgres", "SELECT pg_wal_replay_resume()");
+        self.replica
+            .psql("postgres", "SELECT pg_wal_replay_resume()");
     }
 }
 

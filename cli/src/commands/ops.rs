@@ -156,9 +156,9 @@ pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             );
         }
         for r in &health.replicas {
-            let lag = r
-                .lag
-                .map_or("lag unknown".to_owned(), |l| format!("lag {:.0} ms", l.as_secs_f64() * 1e3));
+            let lag = r.lag.map_or("lag unknown".to_owned(), |l| {
+                format!("lag {:.0} ms", l.as_secs_f64() * 1e3)
+            });
             match &r.error {
                 Some(e) => println!("replica    {} {} ({e})", r.url, r.state),
                 None => println!("replica    {} {} ({lag})", r.url, r.state),

@@ -71,7 +71,7 @@ pub struct ReplicaHealth {
     pub url: String,
     /// Up, lagging or down.
     pub state: ReplicaState,
-    /// Replay lag behind the primary (see the [module documentation](self)); `None` when down
+    /// Replay lag behind the primary (how it is measured: the README, "Read replicas"); `None` when down
     /// or unknown.
     #[serde(rename = "lag_ms", serialize_with = "millis")]
     pub lag: Option<Duration>,

@@ -5,30 +5,38 @@
 
 use std::time::Duration;
 
-use super::values::Values;
+use secrecy::SecretString;
+
+use super::rotate::{Part, Reload};
+use super::values::{Secret, Values};
 use super::variables::VARIABLES;
-use super::{BackendKind, Config, DatabaseUrl, PoolConfig, SessionConfig, tls};
-use crate::error::{Error, Result};
+use super::{
+    BackendKind, Config, DatabaseUrl, Environment, PoolConfig, SessionConfig, TlsRequirement, tls,
+};
+use crate::error::{Error, Result, UrlOrigin};
 
 /// The whole construction; the first invalid value ends it with an error naming its variable.
 pub(super) fn build(mut values: Values) -> Result<Config> {
     refuse_unknown(&values)?;
     let environment = values.read("TASKSTORE_ENV")?;
-    let urls = urls(&mut values)?;
+    // Read before the URLs: a URL rebuilt from a rotated secret file is judged by it again.
+    let require_tls = values.read("DATABASE_REQUIRE_TLS")?;
+    let urls = urls(&mut values, (require_tls, environment))?;
     let pool = pool(&mut values)?;
     let session = session(&mut values)?;
     let tx_retry_attempts = values.read("DATABASE_TX_RETRY_ATTEMPTS")?;
     let migrate_on_startup = values.read("DATABASE_MIGRATE_ON_STARTUP")?;
     let migration_lock_timeout = values.read("DATABASE_MIGRATION_LOCK_TIMEOUT_MS")?;
     let migration_statement_timeout = values.read("DATABASE_MIGRATION_STATEMENT_TIMEOUT_MS")?;
-    let require_tls = values.read("DATABASE_REQUIRE_TLS")?;
     let log_filter = values.read("TASKSTORE_LOG")?;
+    let replica_max_lag = values.read("DATABASE_REPLICA_MAX_LAG_MS")?;
     tls::check(require_tls, environment, urls.labelled())?;
     Ok(Config {
         environment,
         database_url: urls.database,
         migration_url: urls.migration,
         replica_urls: urls.replicas,
+        replica_max_lag,
         pool,
         session,
         tx_retry_attempts,
@@ -72,21 +80,102 @@ impl Urls {
     }
 }
 
-/// `DATABASE_URL` (or its file) with the password merged in, the migration URL and replicas.
-fn urls(values: &mut Values) -> Result<Urls> {
-    let password = values.secret_or_file("DATABASE_PASSWORD")?.map(|(p, _)| p);
-    let (raw, variable) = match values.secret_or_file("DATABASE_URL")? {
-        Some(found) => found,
-        None => (values.default_text("DATABASE_URL"), "DATABASE_URL"),
+/// The TLS rule's inputs, for URLs rebuilt later from rotated secret files.
+type TlsRule = (TlsRequirement, Environment);
+
+/// `DATABASE_URL` (or its file) with the password merged in, the migration URL and replicas;
+/// each knows the variables it came from (named by connection errors) and, when a secret comes
+/// from a file, how to build it again from the file (rotation).
+fn urls(values: &mut Values, rule: TlsRule) -> Result<Urls> {
+    let password = values.secret_or_file("DATABASE_PASSWORD")?;
+    let (raw, variable, file) = match values.secret_or_file("DATABASE_URL")? {
+        Some(found) => (found.value, found.variable, found.file),
+        None => (values.default_text("DATABASE_URL"), "DATABASE_URL", None),
     };
-    let database = DatabaseUrl::parse(variable, &raw, password.as_deref())?;
+    let pw = password.as_ref().map(|p| p.value.as_str());
+    let mut origin = UrlOrigin::url(variable);
+    if values.on_command_line("DATABASE_URL") {
+        origin = origin.on_command_line();
+    }
+    let origin = with_password(values, origin, password.as_ref(), "DATABASE_URL");
+    if let Some(p) = &password
+        && raw.trim().to_ascii_lowercase().starts_with("sqlite:")
+    {
+        let url = if file.is_some() {
+            "the URL in the file named by DATABASE_URL_FILE points at SQLite".to_owned()
+        } else if values.is_set("DATABASE_URL") {
+            "DATABASE_URL points at SQLite".to_owned()
+        } else {
+            "DATABASE_URL is unset, so the embedded SQLite default is used".to_owned()
+        };
+        return Err(Error::config(
+            p.variable,
+            format!(
+                "is set but {url}, which has no password; unset it or set DATABASE_URL to a postgres:// URL"
+            ),
+        ));
+    }
+    let database = DatabaseUrl::parse(variable, &raw, pw)?.with_origin(origin.clone());
+    let url_part = match file {
+        Some(path) => Part::File(path),
+        None => Part::Fixed(SecretString::from(raw)),
+    };
+    let database = attach(
+        database,
+        variable,
+        url_part,
+        password.as_ref(),
+        origin,
+        rule,
+    );
     let migration = migration_url(values, &database)?;
-    let replicas = replica_urls(values, &database, password.as_deref())?;
+    let replicas = replica_urls(values, &database, password.as_ref(), rule)?;
     Ok(Urls {
         database,
         migration,
         replicas,
     })
+}
+
+/// `origin` with the password variable (when the password did not come from the URL) and every
+/// `.env` expansion of the URL's variable `url_variable` or the password's.
+fn with_password(
+    values: &Values,
+    mut origin: UrlOrigin,
+    password: Option<&Secret>,
+    url_variable: &str,
+) -> UrlOrigin {
+    if let Some(p) = password {
+        origin = origin.with_password(p.variable);
+    }
+    for name in [url_variable, "DATABASE_PASSWORD"] {
+        if let Some(file) = values.expanded_in(name) {
+            origin = origin.with_expanded(name, file);
+        }
+    }
+    origin
+}
+
+/// `url` with the way to build it again when its URL or password comes from a file.
+fn attach(
+    url: DatabaseUrl,
+    variable: &'static str,
+    url_part: Part,
+    password: Option<&Secret>,
+    origin: UrlOrigin,
+    rule: TlsRule,
+) -> DatabaseUrl {
+    let password = password.map(|p| {
+        let part = match &p.file {
+            Some(path) => Part::File(path.clone()),
+            None => Part::Fixed(SecretString::from(p.value.clone())),
+        };
+        (p.variable, part)
+    });
+    match Reload::new(variable, url_part, password, origin, rule) {
+        Some(reload) => url.with_reload(reload),
+        None => url,
+    }
 }
 
 /// `DATABASE_MIGRATION_URL`: same backend as `DATABASE_URL`; its own credentials.
@@ -95,7 +184,8 @@ fn migration_url(values: &mut Values, database: &DatabaseUrl) -> Result<Option<D
     let Some(raw) = values.given(VAR).filter(|v| !v.trim().is_empty()) else {
         return Ok(None);
     };
-    let url = DatabaseUrl::parse(VAR, &raw, None)?;
+    let origin = with_password(values, UrlOrigin::url(VAR), None, VAR);
+    let url = DatabaseUrl::parse(VAR, &raw, None)?.with_origin(origin);
     if url.backend() != database.backend() {
         return Err(Error::config(
             VAR,
@@ -113,20 +203,24 @@ fn migration_url(values: &mut Values, database: &DatabaseUrl) -> Result<Option<D
 fn replica_urls(
     values: &mut Values,
     database: &DatabaseUrl,
-    password: Option<&str>,
+    password: Option<&Secret>,
+    rule: TlsRule,
 ) -> Result<Vec<DatabaseUrl>> {
     const VAR: &str = "DATABASE_REPLICA_URLS";
     let list = values.given(VAR).unwrap_or_default();
+    let origin = with_password(values, UrlOrigin::url(VAR), password, VAR);
+    let pw = password.map(|p| p.value.as_str());
     let mut urls = Vec::new();
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let url = DatabaseUrl::parse(VAR, part, password)?;
+        let url = DatabaseUrl::parse(VAR, part, pw)?.with_origin(origin.clone());
         if url.backend() != BackendKind::Postgres {
             return Err(Error::config(
                 VAR,
                 "read replicas are supported on PostgreSQL only; use postgres:// URLs",
             ));
         }
-        urls.push(url);
+        let fixed = Part::Fixed(SecretString::from(part.to_owned()));
+        urls.push(attach(url, VAR, fixed, password, origin.clone(), rule));
     }
     if !urls.is_empty() && database.backend() != BackendKind::Postgres {
         return Err(Error::config(

@@ -19,7 +19,8 @@
 //! Files: `variables` (the table), `spec` (what a row says), `defaults` (the named defaults),
 //! `dotenv` (the layers values come from), `values` (reading one variable through its row),
 //! `build` (assembling and cross-checking), `url` ([`DatabaseUrl`]), `tls` (the production TLS
-//! rule), `report` (the effective configuration).
+//! rule), `rotate` (building a URL again from rotated secret files), `report` (the effective
+//! configuration).
 
 mod build;
 mod defaults;
@@ -27,6 +28,7 @@ mod dotenv;
 mod libpq;
 mod postgres;
 mod report;
+mod rotate;
 mod spec;
 mod tls;
 mod url;
@@ -38,6 +40,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use defaults::*;
+pub(crate) use rotate::{Reload, Stamp};
 pub use spec::{DefaultValue, MAX_MILLIS, MAX_SECONDS, Parse, TextCheck, VariableSpec};
 pub use tls::TlsRequirement;
 pub use url::{BackendKind, DatabaseUrl};
@@ -149,6 +152,8 @@ pub struct Config {
     migration_url: Option<DatabaseUrl>,
     /// `DATABASE_REPLICA_URLS`.
     replica_urls: Vec<DatabaseUrl>,
+    /// `DATABASE_REPLICA_MAX_LAG_MS` (zero: lag not checked).
+    replica_max_lag: Duration,
     /// Pool settings.
     pool: PoolConfig,
     /// Session settings.
@@ -208,9 +213,8 @@ impl Config {
         overrides: &[(&str, String)],
         defaults: &[(&str, String)],
     ) -> Result<Self> {
-        build::build(values::Values::new(dotenv::layered(
-            dir, overrides, defaults,
-        )?))
+        let (raw, expanded) = dotenv::layered(dir, overrides, defaults)?;
+        build::build(values::Values::new(raw).with_expanded(expanded))
     }
 
     /// Builds a configuration from explicit variables only (no process environment, no files):
@@ -288,6 +292,13 @@ impl Config {
     /// `DATABASE_REPLICA_URLS`.
     pub fn replica_urls(&self) -> &[DatabaseUrl] {
         &self.replica_urls
+    }
+
+    /// `DATABASE_REPLICA_MAX_LAG_MS`: a replica whose replay is further behind the primary
+    /// than this is skipped by reads (default 5000 ms; zero means lag is not checked). See
+    /// [`Database::read_conn`](crate::Database::read_conn).
+    pub fn replica_max_lag(&self) -> Duration {
+        self.replica_max_lag
     }
 
     /// Pool sizing, deadlines and retries.

@@ -241,6 +241,14 @@ impl Parsed {
             .collect()
     }
 
+    /// The connection service libpq will read: the string's `service`, else `PGSERVICE`.
+    pub fn service(&self) -> Option<String> {
+        self.get("service")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .or_else(|| std::env::var("PGSERVICE").ok().filter(|s| !s.is_empty()))
+    }
+
     /// The `sslmode` libpq will use: the string's, else `PGSSLMODE`, else libpq's default.
     pub fn effective_sslmode(&self) -> String {
         self.get("sslmode")

@@ -55,7 +55,29 @@ pub(super) fn check<'a>(
     urls: impl IntoIterator<Item = (&'static str, &'a DatabaseUrl)>,
 ) -> Result<()> {
     for (variable, url) in urls {
-        if url.backend() != BackendKind::Postgres || !requirement.required_for(environment, url) {
+        if url.backend() != BackendKind::Postgres {
+            continue;
+        }
+        // A connection service's entry in pg_service.conf may set the host and sslmode, and
+        // libpq applies it below the URL's own parameters but above PGHOST / PGSSLMODE: what it
+        // connects to cannot be judged from here, so where the rule may apply the URL must ask
+        // for TLS itself.
+        if let Some(service) = url.service()
+            && (requirement == TlsRequirement::Required
+                || (requirement == TlsRequirement::Auto && environment == Environment::Production))
+            && !matches!(
+                url.own_sslmode(),
+                Some("require" | "verify-ca" | "verify-full")
+            )
+        {
+            return Err(Error::config(
+                variable,
+                format!(
+                    "uses the connection service {service:?} (service= or PGSERVICE), whose host and sslmode taskstore cannot judge; add sslmode=require (or verify-full) to the URL itself, or set DATABASE_REQUIRE_TLS=false to allow plain TCP explicitly"
+                ),
+            ));
+        }
+        if !requirement.required_for(environment, url) {
             continue;
         }
         if !matches!(url.sslmode(), "require" | "verify-ca" | "verify-full") {

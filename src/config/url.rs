@@ -7,10 +7,13 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use super::postgres;
-use crate::error::{Error, Result};
+use super::rotate::Reload;
+use crate::error::{Error, Result, UrlOrigin};
 use crate::redact::{register_password, register_secret};
 
 /// Which database engine a URL points at.
@@ -47,6 +50,15 @@ pub struct DatabaseUrl {
     targets: Vec<String>,
     /// The `sslmode` libpq will use (PostgreSQL only).
     sslmode: Option<String>,
+    /// The connection service (`service=` or `PGSERVICE`) libpq will read, whose entry in
+    /// `pg_service.conf` may set the host and `sslmode` below the URL's own parameters.
+    service: Option<String>,
+    /// The `sslmode` the URL itself sets (the only one a service entry cannot override).
+    own_sslmode: Option<String>,
+    /// The variables the URL and password came from, named by connection errors.
+    origin: UrlOrigin,
+    /// How to build it again when its secrets come from files that may be rotated.
+    reload: Option<Arc<Reload>>,
 }
 
 /// The forms accepted, for errors.
@@ -118,6 +130,10 @@ impl DatabaseUrl {
                 host: None,
                 targets: Vec::new(),
                 sslmode: None,
+                service: None,
+                own_sslmode: None,
+                origin: UrlOrigin::url(variable),
+                reload: None,
             });
         }
         let prefix = if lower.starts_with("sqlite://") {
@@ -147,6 +163,10 @@ impl DatabaseUrl {
             host: None,
             targets: Vec::new(),
             sslmode: None,
+            service: None,
+            own_sslmode: None,
+            origin: UrlOrigin::url(variable),
+            reload: None,
         })
     }
 
@@ -172,8 +192,36 @@ impl DatabaseUrl {
                 .map(str::to_owned),
             targets,
             sslmode: Some(parsed.effective_sslmode()),
+            service: parsed.service(),
+            own_sslmode: parsed
+                .get("sslmode")
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
             secret: SecretString::from(conninfo),
+            origin: UrlOrigin::url(variable),
+            reload: None,
         })
+    }
+
+    /// The variables this URL and its password came from: what a connection error's advice
+    /// names.
+    pub fn origin(&self) -> &UrlOrigin {
+        &self.origin
+    }
+
+    pub(super) fn with_origin(mut self, origin: UrlOrigin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    pub(super) fn with_reload(mut self, reload: Arc<Reload>) -> Self {
+        self.reload = Some(reload);
+        self
+    }
+
+    /// How to build this URL again from its secret files, when a secret comes from one.
+    pub(crate) fn reload(&self) -> Option<&Arc<Reload>> {
+        self.reload.as_ref()
     }
 
     /// The backend this URL selects.
@@ -214,6 +262,16 @@ impl DatabaseUrl {
     /// The `sslmode` libpq will use: the URL's, else `PGSSLMODE`, else libpq's default.
     pub(super) fn sslmode(&self) -> &str {
         self.sslmode.as_deref().unwrap_or("prefer")
+    }
+
+    /// The connection service libpq reads for this URL (`service=` or `PGSERVICE`), if any.
+    pub(super) fn service(&self) -> Option<&str> {
+        self.service.as_deref()
+    }
+
+    /// The `sslmode` the URL sets itself, if any.
+    pub(super) fn own_sslmode(&self) -> Option<&str> {
+        self.own_sslmode.as_deref()
     }
 
     /// Where libpq's first connection attempt goes (PostgreSQL): the first target host (empty:

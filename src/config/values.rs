@@ -1,8 +1,9 @@
 //! The raw values as found (text plus where it came from), and reading one variable through
 //! its row of the spec table: its parser, its bounds, its default.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::spec::{self, MAX_MILLIS, MAX_SECONDS, Parse, VariableSpec};
@@ -54,6 +55,8 @@ pub(super) type Raw = BTreeMap<String, (String, Source)>;
 pub(super) struct Values {
     raw: Raw,
     sources: BTreeMap<&'static str, Source>,
+    /// Names whose value came from a `.env` file where dotenvy expanded a `$NAME` in it.
+    expanded: BTreeSet<String>,
 }
 
 impl Values {
@@ -61,7 +64,14 @@ impl Values {
         Self {
             raw,
             sources: BTreeMap::new(),
+            expanded: BTreeSet::new(),
         }
+    }
+
+    /// The same values, noting which had `$NAME` expansion applied in their `.env` file.
+    pub(super) fn with_expanded(mut self, expanded: BTreeSet<String>) -> Self {
+        self.expanded = expanded;
+        self
     }
 
     /// Every name given, known or not.
@@ -114,14 +124,11 @@ impl Values {
     }
 
     /// A secret that may come from `name` or from the file its `_FILE` variable names, with the
-    /// variable it came from (for errors). A value read from a file is registered with the
-    /// scrubber at once: a URL as a whole secret, anything else as a password (a URL registered
-    /// as a password would mask every quoted word sharing four characters with it, such as the
-    /// host and user in libpq's messages).
-    pub(super) fn secret_or_file(
-        &mut self,
-        name: &'static str,
-    ) -> Result<Option<(String, &'static str)>> {
+    /// variable it came from (for errors) and the file's path. A value read from a file is
+    /// registered with the scrubber at once: a URL as a whole secret, anything else as a
+    /// password (a URL registered as a password would mask every quoted word sharing four
+    /// characters with it, such as the host and user in libpq's messages).
+    pub(super) fn secret_or_file(&mut self, name: &'static str) -> Result<Option<Secret>> {
         let file_spec = spec::file_variable_for(name).unwrap_or_else(|| {
             panic!("{name} has no _FILE row in config::SPECS (src/config/variables.rs)")
         });
@@ -132,7 +139,11 @@ impl Values {
                 file_spec.name,
                 format!("is set together with {name}; set only one of them"),
             )),
-            (Some(v), None) => Ok(Some((v, name))),
+            (Some(value), None) => Ok(Some(Secret {
+                value,
+                variable: name,
+                file: None,
+            })),
             (None, Some(path)) => {
                 let from = self
                     .sources
@@ -147,19 +158,50 @@ impl Values {
                     },
                 );
                 let is_url = matches!(spec::known(name).parse, Parse::Url);
-                read_secret_file(file_spec.name, path.trim(), is_url)
-                    .map(|v| Some((v, file_spec.name)))
+                let path = path.trim();
+                read_secret_file(file_spec.name, path, is_url).map(|value| {
+                    Some(Secret {
+                        value,
+                        variable: file_spec.name,
+                        // Absolute, so that a re-read after rotation finds the same file
+                        // whatever the working directory is by then; symbolic links are not
+                        // resolved (a rotation that swaps one must be seen).
+                        file: Some(
+                            std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path)),
+                        ),
+                    })
+                })
             }
             (None, None) => Ok(None),
         }
     }
+
+    /// The `.env` file `name`'s value came from, when dotenvy expanded a `$NAME` in it there.
+    pub(super) fn expanded_in(&self, name: &str) -> Option<&str> {
+        match self.raw.get(name) {
+            Some((_, Source::DotEnv(file))) if self.expanded.contains(name) => Some(file),
+            _ => None,
+        }
+    }
+
+    /// True when `name`'s value was given on the command line.
+    pub(super) fn on_command_line(&self, name: &str) -> bool {
+        matches!(self.raw.get(name), Some((_, Source::CommandLine)))
+    }
+}
+
+/// A secret value with the variable it came from and, for a `_FILE` variable, the file.
+pub(super) struct Secret {
+    pub value: String,
+    pub variable: &'static str,
+    pub file: Option<PathBuf>,
 }
 
 /// Reads a secret file strictly — one value and at most one trailing `\n` or `\r\n` — and
 /// registers its content with the scrubber before anything can print it. A second line (even an
 /// empty one) is refused rather than glued onto the value: a stray line is a common accident,
 /// and may itself be a secret, so the error shows nothing of the content.
-fn read_secret_file(variable: &'static str, path: &str, is_url: bool) -> Result<String> {
+pub(super) fn read_secret_file(variable: &'static str, path: &str, is_url: bool) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::config(variable, format!("cannot read the file {path:?}: {e}")))?;
     let value = text

@@ -102,6 +102,14 @@ pub const SPECS: &[VariableSpec] = &[
         },
     },
     VariableSpec {
+        name: "DATABASE_REPLICA_MAX_LAG_MS",
+        default: Noted("5000", "0: lag not checked"),
+        parse: MS,
+        secret: false,
+        doc: "a replica further behind than this is skipped; reads go to the primary",
+        show: |c| millis(c.replica_max_lag),
+    },
+    VariableSpec {
         name: "DATABASE_POOL_MAX_SIZE",
         default: Value("10"),
         parse: Count {

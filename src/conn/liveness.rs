@@ -246,6 +246,7 @@ impl Slot {
                 message: "the server did not answer before the call's deadline (and no other \
                           connection heard from it); the connection was discarded"
                     .into(),
+                origin: None,
             },
         }
     }

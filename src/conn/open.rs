@@ -2,7 +2,7 @@
 //! SQLite, and the socket the watchdog needs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use diesel::connection::{CacheSize, Connection, SimpleConnection};
@@ -13,8 +13,8 @@ use super::liveness::{self, Peer, Probe, Slot};
 use super::socket::{self, Target};
 use super::{DbConnection, SessionReset};
 use crate::backoff::Backoff;
-use crate::config::{BackendKind, Config, DatabaseUrl, PoolConfig, SessionConfig};
-use crate::error::{ConnectFailure, Error, Result};
+use crate::config::{BackendKind, Config, DatabaseUrl, PoolConfig, Reload, SessionConfig, Stamp};
+use crate::error::{ConnectFailure, Error, Result, UrlOrigin};
 use crate::redact::scrub;
 
 /// A connection failure as the connection layer sees it: classified, and scrubbed of secrets.
@@ -24,6 +24,8 @@ pub struct ConnectError {
     pub kind: ConnectFailure,
     /// The driver's message, scrubbed.
     pub message: String,
+    /// The variables the URL and password came from, for the advice (`None`: unknown).
+    pub origin: Option<UrlOrigin>,
 }
 
 impl ConnectError {
@@ -33,7 +35,14 @@ impl ConnectError {
         Self {
             kind: ConnectFailure::classify(&message),
             message,
+            origin: None,
         }
+    }
+
+    /// The same error, naming where `url` came from in its advice.
+    fn of(mut self, url: &DatabaseUrl) -> Self {
+        self.origin = Some(url.origin().clone());
+        self
     }
 }
 
@@ -50,6 +59,7 @@ impl From<ConnectError> for Error {
         Error::Unavailable {
             kind: e.kind,
             message: e.message,
+            origin: e.origin,
         }
     }
 }
@@ -123,9 +133,10 @@ pub fn open_read_only(config: &Config, url: &DatabaseUrl) -> Result<DbConnection
                      `taskstore migrate run` does)",
                     url.redacted()
                 ),
+                origin: Some(url.origin().clone()),
             })?;
             let mut lite = SqliteConnection::establish(&uri)
-                .map_err(|e| ConnectError::from_message(&e.to_string()))?;
+                .map_err(|e| ConnectError::from_message(&e.to_string()).of(url))?;
             let millis = u64::try_from(connector.busy_timeout.as_millis()).unwrap_or(u64::MAX);
             lite.batch_execute(&pragma_busy_timeout(millis))
                 .map_err(|e| ConnectError::from_message(&e.to_string()))?;
@@ -173,25 +184,56 @@ pub(crate) struct Opened {
 }
 
 /// Opens customised connections to one URL.
+///
+/// When the URL's password or whole string comes from a file (`DATABASE_PASSWORD_FILE`,
+/// `DATABASE_URL_FILE`), the files are checked before every new connection (one `stat` each)
+/// and read again when they changed, and once more after an authentication failure before it
+/// is reported: a secret rotated in place is used by new connections without a restart, while
+/// connections opened with the old one live out their normal lifetime (PostgreSQL keeps
+/// sessions open across `ALTER ROLE ... PASSWORD`).
 #[derive(Debug)]
 pub(crate) struct Connector {
-    url: DatabaseUrl,
-    /// `url` with `lc_messages=C` in the startup packet, for a server whose messages are not
-    /// English when the role may set it (see [`super::language`]).
-    english_url: DatabaseUrl,
+    /// The URLs new connections use now (rebuilt when a secret file changes).
+    current: RwLock<Arc<Current>>,
+    /// The libpq parameters added to the configured URL, plain and English (see
+    /// [`libpq_params`]), to apply again to a rebuilt one.
+    params: Vec<(&'static str, String)>,
+    english_params: Vec<(&'static str, String)>,
+    /// How to rebuild the URL from its secret files, when it has any.
+    reload: Option<Arc<Reload>>,
+    /// The variables the URL and password came from, named by connection errors.
+    origin: UrlOrigin,
     /// Set once a connection found a non-English server and a role allowed to make its
     /// sessions English: every later connection asks for English in its startup packet.
     force_english: AtomicBool,
     backend: BackendKind,
     session: SessionConfig,
     busy_timeout: Duration,
-    /// Where the socket of a new connection leads (PostgreSQL).
-    target: Option<Target>,
     /// The server this connector's connections share, for the watchdog.
     peer: Arc<Peer>,
     /// Set once the first connection with prepared statements off (a transaction-mode pooler)
     /// has checked that the session timeouts reached the server.
     timeouts_checked: AtomicBool,
+}
+
+/// The URLs a connector opens connections with, and the secret files' stamp they were built
+/// from.
+#[derive(Debug)]
+struct Current {
+    stamp: Stamp,
+    url: DatabaseUrl,
+    /// `url` with `lc_messages=C` in the startup packet, for a server whose messages are not
+    /// English when the role may set it (see [`super::language`]).
+    english_url: DatabaseUrl,
+    /// Where the socket of a new connection leads (PostgreSQL); a rotated URL file may name
+    /// another host.
+    target: Option<Target>,
+}
+
+/// Where the socket of a connection to `url` leads (PostgreSQL).
+fn target_of(url: &DatabaseUrl) -> Option<Target> {
+    url.first_target()
+        .map(|(host, port)| Target::of(&host, port))
 }
 
 impl std::fmt::Debug for Peer {
@@ -217,8 +259,12 @@ fn establish_lock(target: &Target) -> Arc<Mutex<()>> {
 
 impl Connector {
     pub fn new(url: &DatabaseUrl, pool: &PoolConfig, session: &SessionConfig) -> Self {
-        let english_url = url.with_libpq_params(&libpq_params(pool, session, true));
-        let url = url.with_libpq_params(&libpq_params(pool, session, false));
+        let params = libpq_params(pool, session, false);
+        let english_params = libpq_params(pool, session, true);
+        let english_url = url.with_libpq_params(&english_params);
+        let reload = url.reload().cloned();
+        let origin = url.origin().clone();
+        let url = url.with_libpq_params(&params);
         let backend = url.backend();
         let probe: Option<Probe> = (backend == BackendKind::Postgres).then(|| {
             let url = url.clone();
@@ -236,15 +282,19 @@ impl Connector {
         });
         Self {
             backend,
-            target: (backend == BackendKind::Postgres)
-                .then(|| {
-                    url.first_target()
-                        .map(|(host, port)| Target::of(&host, port))
-                })
-                .flatten(),
             peer: Arc::new(Peer::new(session.statement_timeout, probe)),
-            url,
-            english_url,
+            // An empty stamp: the first connection checks the files against what the
+            // configuration read (they may have changed since).
+            current: RwLock::new(Arc::new(Current {
+                stamp: Stamp::new(),
+                target: target_of(&url),
+                url,
+                english_url,
+            })),
+            params,
+            english_params,
+            reload,
+            origin,
             force_english: AtomicBool::new(false),
             timeouts_checked: AtomicBool::new(false),
             session: session.clone(),
@@ -256,11 +306,100 @@ impl Connector {
         }
     }
 
-    /// Establishes and customises one connection. On PostgreSQL the first connection also
-    /// checks the language of the server's messages: when it is not English and the role may
-    /// set `lc_messages`, that connection is opened again (once per connector) with
-    /// `lc_messages=C` in its startup packet, as every later one is; otherwise it warns.
+    fn current(&self) -> Arc<Current> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Re-reads the secret files when they changed since the URL was built (or always, with
+    /// `force`) and makes new connections use what they hold. True when the connection string
+    /// changed. A file that cannot be read or holds something refused (empty, a second line:
+    /// perhaps a rewrite caught half-way) keeps the previous secret, with a warning that names
+    /// the variable and never the content.
+    fn refresh(&self, force: bool) -> bool {
+        let Some(reload) = &self.reload else {
+            return false;
+        };
+        let stamp = reload.stamp();
+        let current = self.current();
+        if !force && stamp == current.stamp {
+            return false;
+        }
+        let rebuilt = reload.rebuild();
+        let mut slot = self.current.write().unwrap_or_else(|e| e.into_inner());
+        match rebuilt {
+            Ok(url) => {
+                let plain = url.with_libpq_params(&self.params);
+                if plain.expose() == slot.url.expose() {
+                    *slot = Arc::new(Current {
+                        stamp,
+                        url: slot.url.clone(),
+                        english_url: slot.english_url.clone(),
+                        target: slot.target.clone(),
+                    });
+                    return false;
+                }
+                tracing::info!(
+                    files = %reload.file_variables(),
+                    "a secret file changed: new connections use the secret it holds now"
+                );
+                *slot = Arc::new(Current {
+                    stamp,
+                    english_url: url.with_libpq_params(&self.english_params),
+                    target: target_of(&plain),
+                    url: plain,
+                });
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "could not re-read a secret file; new connections keep the previous secret"
+                );
+                *slot = Arc::new(Current {
+                    stamp,
+                    url: slot.url.clone(),
+                    english_url: slot.english_url.clone(),
+                    target: slot.target.clone(),
+                });
+                false
+            }
+        }
+    }
+
+    /// Establishes and customises one connection. A secret file that changed is read first;
+    /// an authentication failure reads the files once more and, when that changed the secret,
+    /// tries once again before it is reported. Errors name the variables the URL and password
+    /// came from.
     pub fn open(&self) -> Result<Opened, ConnectError> {
+        self.refresh(false);
+        let tried = self.current();
+        let result = match self.open_current() {
+            // Retried when the secret is not the one that failed, whichever connection read
+            // it (several may fail at once; the first to re-read updates it for all).
+            Err(e)
+                if e.kind == ConnectFailure::Authentication
+                    && self.reload.is_some()
+                    && (self.refresh(true)
+                        || self.current().url.expose() != tried.url.expose()) =>
+            {
+                tracing::info!(
+                    "authentication failed with the previous secret; trying once more with the one just read"
+                );
+                self.open_current()
+            }
+            other => other,
+        };
+        result.map_err(|mut e| {
+            e.origin = Some(self.origin.clone());
+            e
+        })
+    }
+
+    /// On PostgreSQL the first connection also checks the language of the server's messages:
+    /// when it is not English and the role may set `lc_messages`, that connection is opened
+    /// again (once per connector) with `lc_messages=C` in its startup packet, as every later one
+    /// is; otherwise it warns.
+    fn open_current(&self) -> Result<Opened, ConnectError> {
         let forced = self.force_english.load(Ordering::Relaxed);
         let (mut conn, slot) = self.establish_bounded(forced)?;
         self.customize(&mut conn)?;
@@ -330,8 +469,9 @@ impl Connector {
         &self,
         english: bool,
     ) -> Result<(DbConnection, Option<Arc<Slot>>), ConnectError> {
-        let Some(target) = &self.target else {
-            return Ok((self.establish(english)?, None));
+        let current = self.current();
+        let Some(target) = &current.target else {
+            return Ok((self.establish(&current, english)?, None));
         };
         let lock = establish_lock(target);
         let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -341,7 +481,7 @@ impl Connector {
         for _ in 0..2 {
             drop(conn.take());
             let before = socket::sockets();
-            let c = self.establish(english)?;
+            let c = self.establish(&current, english)?;
             found = socket::claim_new_socket(&before, target);
             conn = Some(c);
             if found.is_some() {
@@ -368,18 +508,18 @@ impl Connector {
         SessionReset::new(self.backend, self.busy_timeout)
     }
 
-    fn establish(&self, english: bool) -> Result<DbConnection, ConnectError> {
+    fn establish(&self, current: &Current, english: bool) -> Result<DbConnection, ConnectError> {
         let url = if english {
-            &self.english_url
+            &current.english_url
         } else {
-            &self.url
+            &current.url
         };
         let result = match self.backend {
             BackendKind::Postgres => {
                 PgConnection::establish(url.expose()).map(DbConnection::Postgres)
             }
             BackendKind::Sqlite => {
-                SqliteConnection::establish(self.url.expose()).map(DbConnection::Sqlite)
+                SqliteConnection::establish(current.url.expose()).map(DbConnection::Sqlite)
             }
         };
         result.map_err(|e| ConnectError::from_message(&e.to_string()))
@@ -403,7 +543,7 @@ impl Connector {
                     .map_err(fail)?;
                 lite.batch_execute("PRAGMA foreign_keys = ON")
                     .map_err(fail)?;
-                if !self.url.expose().contains("mode=memory") {
+                if !self.current().url.expose().contains("mode=memory") {
                     enable_wal(lite, self.busy_timeout).map_err(fail)?;
                 }
                 lite.batch_execute("PRAGMA synchronous = NORMAL")

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 
+use super::replicas;
+pub use super::replicas::{RECHECK as REPLICA_RECHECK, ReplicaHealth, ReplicaState};
 use super::{Database, DbConnection};
 use crate::config::{BackendKind, Config};
 use crate::error::{DbErrorKind, Error, PoolState, Result};
@@ -32,6 +34,9 @@ pub struct Health {
     pub schema_version: Option<String>,
     /// The pool at the time of the check.
     pub pool: PoolState,
+    /// Each read replica (`DATABASE_REPLICA_URLS`), in configuration order: checked now, one
+    /// connection each within the acquisition deadline, with its replay lag.
+    pub replicas: Vec<ReplicaHealth>,
 }
 
 /// The answer of [`probe`]: one connection, no pool.
@@ -48,7 +53,10 @@ pub struct Probe {
     pub schema_version: Option<String>,
     /// The database against the migrations embedded in this binary.
     pub migrations: MigrationStatus,
-    /// Connections the probe opened: always one, closed when it returns.
+    /// Each read replica (`DATABASE_REPLICA_URLS`), in configuration order, on one read-only
+    /// connection of its own, with its replay lag.
+    pub replicas: Vec<ReplicaHealth>,
+    /// Connections the probe opened: one, plus one per replica; all closed when it returns.
     pub connections_opened: u32,
 }
 
@@ -68,12 +76,23 @@ impl Health {
                 return Err(err);
             }
         };
+        drop(conn);
+        let location = std::panic::Location::caller();
+        let max_lag = db.inner.replicas.max_lag();
+        let replicas = db
+            .inner
+            .replicas
+            .list
+            .iter()
+            .map(|r| r.check_now(location, max_lag))
+            .collect();
         Ok(Health {
             backend: db.backend(),
             latency,
             acquire,
             schema_version,
             pool: db.pool_state(),
+            replicas,
         })
     }
 }
@@ -102,14 +121,53 @@ pub fn probe(config: &Config) -> Result<Probe> {
     let connect = start.elapsed();
     let (latency, schema_version) = round_trip(&mut conn)?;
     let migrations = migrate::status(&mut conn)?;
+    let backend = conn.backend();
+    drop(conn);
+    let replicas: Vec<ReplicaHealth> = config
+        .replica_urls()
+        .iter()
+        .map(|url| probe_replica(config, url))
+        .collect();
     Ok(Probe {
-        backend: conn.backend(),
+        backend,
         connect,
         latency,
         schema_version,
         migrations,
-        connections_opened: 1,
+        connections_opened: 1 + replicas.len() as u32,
+        replicas,
     })
+}
+
+/// One replica for [`probe`]: a read-only connection of its own and its replay lag, judged
+/// against `DATABASE_REPLICA_MAX_LAG_MS` as reads would judge it.
+fn probe_replica(config: &Config, url: &crate::config::DatabaseUrl) -> ReplicaHealth {
+    let looked = crate::conn::open_read_only(config, url)
+        .and_then(|mut conn| replicas::replay_lag(&mut conn));
+    let max_lag = config.replica_max_lag();
+    match looked {
+        Ok(lag) => ReplicaHealth {
+            url: url.redacted().to_owned(),
+            state: if max_lag.is_zero() || lag.is_some_and(|l| l <= max_lag) {
+                ReplicaState::Up
+            } else {
+                ReplicaState::Lagging
+            },
+            lag,
+            error: None,
+        },
+        Err(e) => ReplicaHealth {
+            url: url.redacted().to_owned(),
+            state: ReplicaState::Down,
+            lag: None,
+            error: Some(
+                e.to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        },
+    }
 }
 
 /// One timed `SELECT 1`, then the schema version.

@@ -7,10 +7,10 @@
 
 mod handles;
 pub mod health;
+mod replicas;
 
 use std::panic::Location;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 pub use handles::{Tasks, Users};
@@ -36,6 +36,8 @@ use crate::tx::{self, TransactionError, TxOptions};
 #[derive(Clone)]
 pub struct Database {
     inner: Arc<Inner>,
+    /// Reads go to the primary (see [`Database::on_primary`]).
+    reads_on_primary: bool,
 }
 
 impl Database {
@@ -54,6 +56,7 @@ impl Database {
     pub fn connect(config: &Config) -> Result<Self> {
         let db = Self {
             inner: Arc::new(Inner::open(config)?),
+            reads_on_primary: false,
         };
         if config.migrate_on_startup() {
             crate::migrate::run_on_startup(config)?;
@@ -92,12 +95,54 @@ impl Database {
         self.inner.primary.acquire_raw(Location::caller())
     }
 
-    /// Checks a connection out of a read replica (round robin) when replicas are configured,
-    /// else out of the primary. A replica that cannot hand out a connection falls back to the
-    /// primary. Replicas lag: read your own writes from [`Database::conn`].
+    /// Checks a connection out of a read replica when replicas are configured
+    /// (`DATABASE_REPLICA_URLS`), else out of the primary, within `DATABASE_ACQUIRE_TIMEOUT_MS`.
+    ///
+    /// Replicas are taken in turn (round robin). One that is down or further behind than
+    /// `DATABASE_REPLICA_MAX_LAG_MS` is skipped, and when none can serve within half of the
+    /// acquisition deadline the connection comes from the primary (the rules are in the
+    /// README's Configuration section, "Read replicas"). A replica is read-only: a write on this connection fails with
+    /// [`DbErrorKind::ReadOnlyTransaction`](crate::error::DbErrorKind::ReadOnlyTransaction)
+    /// (SQLSTATE 25006). Replicas lag: to read your own writes use [`Database::on_primary`]
+    /// (or a transaction, which always runs on the primary).
+    ///
+    /// # Errors
+    ///
+    /// As [`Database::conn`], for the primary.
     #[track_caller]
     pub fn read_conn(&self) -> Result<Conn> {
-        self.inner.read_conn(Location::caller())
+        let deadline = Instant::now() + self.config().pool().acquire_timeout;
+        self.read_target(Location::caller(), deadline)
+            .map(|(conn, _)| conn)
+    }
+
+    /// A handle on the same pools whose reads all go to the primary: read-your-writes for a
+    /// caller that has just written (`db.on_primary().tasks().get(owner, id)`). Cheap (a clone
+    /// of the handle); writes and transactions are on the primary with any handle.
+    pub fn on_primary(&self) -> Database {
+        Self {
+            inner: Arc::clone(&self.inner),
+            reads_on_primary: true,
+        }
+    }
+
+    /// Whether this handle reads from the primary only (see [`Database::on_primary`]).
+    pub fn reads_on_primary(&self) -> bool {
+        self.reads_on_primary || self.inner.replicas.list.is_empty()
+    }
+
+    /// A read connection and the replica it came from (`None`: the primary).
+    fn read_target(
+        &self,
+        location: &'static Location<'static>,
+        deadline: Instant,
+    ) -> Result<(Conn, Option<&replicas::Replica>)> {
+        if !self.reads_on_primary
+            && let Some((conn, replica)) = self.inner.replicas.acquire(location, deadline)
+        {
+            return Ok((conn, Some(replica)));
+        }
+        Ok((self.inner.primary.acquire_until(location, deadline)?, None))
     }
 
     /// Checks out a connection, runs `f` on it and returns its result. A disconnect-class error
@@ -111,32 +156,47 @@ impl Database {
         self.inner.primary.acquire(Location::caller())?.run(f)
     }
 
-    /// [`Database::run`] for a read, run once more on a fresh connection when it fails with a
+    /// [`Database::run`] for a read, on a replica when configured (see
+    /// [`Database::read_conn`]), run once more on a fresh connection when it fails with a
     /// disconnect-class error: the connection died before the read ran (a restart,
-    /// `pg_terminate_backend`), and a read that returned nothing can be repeated safely. The
-    /// second run's acquisition keeps the first one's deadline.
+    /// `pg_terminate_backend`, a replica stopping), and a read that returned nothing can be
+    /// repeated safely. A replica that lost the connection is marked down and the second run
+    /// goes to the primary. The second run's acquisition keeps the first one's deadline.
     #[track_caller]
     pub(crate) fn run_read_once_more<T>(
         &self,
         mut f: impl FnMut(&mut DbConnection) -> Result<T>,
     ) -> Result<T> {
+        let location = Location::caller();
         let deadline = Instant::now() + self.config().pool().acquire_timeout;
-        match self.run(&mut f) {
+        let (conn, replica) = self.read_target(location, deadline)?;
+        match conn.run(&mut f) {
             Err(e) if e.is_disconnect() && Instant::now() < deadline => {
                 tracing::debug!(error = %e, "a read lost its connection; running it once more on a fresh one");
-                self.inner
-                    .primary
-                    .acquire_until(Location::caller(), deadline)?
-                    .run(f)
+                if let Some(replica) = replica {
+                    replica.mark_down(&e);
+                }
+                self.inner.primary.acquire_until(location, deadline)?.run(f)
             }
             other => other,
         }
     }
 
-    /// Like [`Database::run`], on a read replica when configured.
+    /// Like [`Database::run`], on a read replica when configured (see
+    /// [`Database::read_conn`]). A replica whose connection is lost during `f` is marked down,
+    /// so that the next read goes elsewhere; `f` itself is not run again (it may have
+    /// side effects outside the database): the repositories' reads are.
     #[track_caller]
     pub fn run_read<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
-        self.read_conn()?.run(f)
+        let deadline = Instant::now() + self.config().pool().acquire_timeout;
+        let (conn, replica) = self.read_target(Location::caller(), deadline)?;
+        let result = conn.run(f);
+        if let (Err(e), Some(replica)) = (&result, replica)
+            && e.is_disconnect()
+        {
+            replica.mark_down(e);
+        }
+        result
     }
 
     /// Runs `f` inside a transaction on the primary with the default [`TxOptions`]. See the
@@ -207,7 +267,8 @@ impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
             .field("url", self.inner.primary.url())
-            .field("replicas", &self.inner.replicas.len())
+            .field("replicas", &self.inner.replicas.list.len())
+            .field("reads_on_primary", &self.reads_on_primary)
             .field("pool", &self.pool_state())
             .finish()
     }
@@ -220,8 +281,7 @@ struct Inner {
     /// in-memory database disappears when its last connection closes.
     _anchor: Option<std::sync::Mutex<DbConnection>>,
     primary: Pool,
-    replicas: Vec<Pool>,
-    next_replica: AtomicUsize,
+    replicas: replicas::Replicas,
 }
 
 impl Inner {
@@ -237,12 +297,7 @@ impl Inner {
         };
         pool::wait_until_ready(config.database_url(), config)?;
         let primary = Pool::build("primary", config.database_url(), config);
-        let replicas = config
-            .replica_urls()
-            .iter()
-            .enumerate()
-            .map(|(i, url)| Pool::build(&format!("replica{}", i + 1), url, config))
-            .collect();
+        let replicas = replicas::Replicas::build(config);
         // A pool of one (a one-shot command such as the CLI's) cannot be what exhausts the
         // server's slots; the check would only cost it a round trip.
         if config.pool().max_size > 1 {
@@ -253,19 +308,6 @@ impl Inner {
             _anchor: anchor,
             primary,
             replicas,
-            next_replica: AtomicUsize::new(0),
-        })
-    }
-
-    /// Round robin over the replicas, falling back to the primary.
-    fn read_conn(&self, location: &'static Location<'static>) -> Result<Conn> {
-        if self.replicas.is_empty() {
-            return self.primary.acquire(location);
-        }
-        let replica = &self.replicas[self.next_replica.fetch_add(1, Relaxed) % self.replicas.len()];
-        replica.acquire(location).or_else(|e| {
-            tracing::warn!(replica = %replica.url(), pool = replica.name(), error = %e, "read replica unavailable; reading from the primary");
-            self.primary.acquire(location)
         })
     }
 }

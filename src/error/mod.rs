@@ -9,16 +9,19 @@
 //! Beside this file: `classify.rs`, the one table saying what a driver code or a server
 //! message means (read both for errors on a connection and for failures to connect);
 //! `from_diesel.rs`, which turns a Diesel error into an [`Error`] with it; `migration.rs`,
-//! [`MigrateError`].
+//! [`MigrateError`]; `origin.rs`, [`UrlOrigin`] (the variables a connection error's advice
+//! names).
 
 mod classify;
 mod from_diesel;
 mod migration;
+mod origin;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use self::migration::MigrateError;
+pub use self::origin::UrlOrigin;
 use crate::redact::scrub;
 pub(crate) use from_diesel::{clear_interruption, set_interruption};
 
@@ -83,13 +86,20 @@ pub enum Error {
         last_error: Option<String>,
     },
 
-    /// The database could not be reached (or refused us) before the deadline.
-    #[error("database unavailable ({kind}): {message}; {}", kind.advice())]
+    /// The database could not be reached (or refused us) before the deadline. The advice at
+    /// the end of the message names the variables the URL and password came from (`origin`).
+    #[error(
+        "database unavailable ({kind}): {message}; {}",
+        origin.as_ref().map_or_else(|| UrlOrigin::default().advice(*kind), |o| o.advice(*kind))
+    )]
     Unavailable {
         /// Why, as far as the client can tell.
         kind: ConnectFailure,
         /// The underlying message, scrubbed of secrets.
         message: String,
+        /// The variables the connection's URL and password came from, when known (`None`:
+        /// the advice names `DATABASE_URL`).
+        origin: Option<UrlOrigin>,
     },
 
     /// A statement ran longer than `DATABASE_STATEMENT_TIMEOUT_MS` or waited longer than
@@ -209,34 +219,6 @@ impl ConnectFailure {
                 | Self::Timeout
                 | Self::Unreachable
         )
-    }
-
-    fn advice(self) -> &'static str {
-        match self {
-            Self::Refused | Self::Starting | Self::Unreachable | Self::Timeout => {
-                "check that the database server is running and reachable at the host and port in \
-                 DATABASE_URL"
-            }
-            Self::TooManyConnections => {
-                "the server is out of connection slots: lower DATABASE_POOL_MAX_SIZE across \
-                 instances or raise max_connections on the server"
-            }
-            Self::Authentication => {
-                "check the user and password (DATABASE_URL, DATABASE_PASSWORD or \
-                 DATABASE_PASSWORD_FILE) and the server's pg_hba.conf"
-            }
-            Self::UnknownDatabase => "create the database or fix its name in DATABASE_URL",
-            Self::UnknownHost => "fix the host name in DATABASE_URL",
-            Self::InvalidUrl => "fix DATABASE_URL (postgres://user@host:port/db or sqlite://path)",
-            Self::Tls => {
-                "check that the server has TLS enabled, that sslrootcert names the CA that \
-                 signed its certificate and that the host in DATABASE_URL is one the \
-                 certificate names (sslmode=verify-full); or relax sslmode / \
-                 DATABASE_REQUIRE_TLS"
-            }
-            Self::File => "check that the SQLite file's directory exists and is writable",
-            Self::Other => "see the message above",
-        }
     }
 
     /// Classifies a connection error message from libpq or SQLite (see the table in

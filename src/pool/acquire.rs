@@ -203,6 +203,7 @@ impl Pool {
                     "no connection within {waited_ms} ms; last error: {}",
                     e.message
                 ),
+                origin: e.origin.or_else(|| Some(self.url.origin().clone())),
             },
             // The caller waited, to the end, for a new connection that did not complete: a
             // timeout, whatever became of the pooled one.
@@ -213,6 +214,7 @@ impl Pool {
                      liveness check ({}) and no new one could be opened in time",
                     d.message
                 ),
+                origin: Some(self.url.origin().clone()),
             },
             (None, None) if stuck => Error::Unavailable {
                 kind: ConnectFailure::Timeout,
@@ -220,12 +222,14 @@ impl Pool {
                     "no connection within {waited_ms} ms: the connections in use were waiting \
                      for a server that does not answer ({state})"
                 ),
+                origin: Some(self.url.origin().clone()),
             },
             (None, None) => Error::Unavailable {
                 kind: ConnectFailure::Timeout,
                 message: format!(
                     "the server did not complete a new connection within {waited_ms} ms ({state})"
                 ),
+                origin: Some(self.url.origin().clone()),
             },
         }
     }

@@ -110,6 +110,7 @@ impl r2d2::ManageConnection for Manager {
         crate::conn::ping(&mut conn.conn).map_err(|message| ConnectError {
             kind: ConnectFailure::classify(&message),
             message,
+            origin: None,
         })
     }
 

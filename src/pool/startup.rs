@@ -51,6 +51,7 @@ pub(crate) fn wait_until_ready(url: &DatabaseUrl, config: &Config) -> Result<()>
                             start.elapsed().as_millis(),
                             e.message
                         ),
+                        origin: e.origin,
                     });
                 };
                 tracing::info!(attempt, kind = %e.kind, error = %e.message, retry_in_ms = delay.as_millis() as u64, url = %url, "waiting for the database");

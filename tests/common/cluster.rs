@@ -21,7 +21,7 @@ pub struct Cluster {
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind an ephemeral port")
         .local_addr()
@@ -30,7 +30,7 @@ fn free_port() -> u16 {
 }
 
 /// initdb refuses to run as root; run server commands as the `postgres` user then.
-fn as_server_user(cmd: &str) -> Command {
+pub fn as_server_user(cmd: &str) -> Command {
     let is_root = unsafe { libc::geteuid() } == 0;
     if is_root {
         let mut c = Command::new("runuser");
@@ -113,6 +113,14 @@ impl Cluster {
         if let Some(hba) = hba {
             std::fs::write(data.join("pg_hba.conf"), hba).expect("write pg_hba.conf");
         }
+        let cluster = Self { port, dir };
+        cluster.pg_ctl_start();
+        cluster
+    }
+
+    /// A cluster whose data directory `dir/data` was made elsewhere (a base backup, see
+    /// `replica.rs`) and is configured for `port`: started here, stopped and removed on drop.
+    pub fn adopt(dir: tempfile::TempDir, port: u16) -> Self {
         let cluster = Self { port, dir };
         cluster.pg_ctl_start();
         cluster

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod deploy;
 pub mod factories;
 pub mod outage;
+pub mod replica;
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};

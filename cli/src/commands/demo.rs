@@ -43,7 +43,8 @@ const TITLES: &[&str] = &[
 ];
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let db = ctx.connect()?;
+    // The demo reads back what it has just written: from the primary, not a lagging replica.
+    let db = ctx.connect()?.on_primary();
     let say = |s: String| {
         if !ctx.out.json {
             println!("{s}");

@@ -110,6 +110,8 @@ pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "pending_migrations": names(&status.pending),
             "unknown_migrations": status.unknown,
             "changed_migrations": names(&status.changed),
+            // Each replica: url (redacted), state (up, lagging, down), lag_ms, error.
+            "replicas": health.replicas,
             // The connections this check used, in the shape of the library's `Stats`, beside
             // the pool the other commands would build.
             "pool": {
@@ -154,8 +156,21 @@ pub fn health(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 status.unknown.join(", ")
             );
         }
+        for r in &health.replicas {
+            let lag = r.lag.map_or("lag unknown".to_owned(), |l| {
+                format!("lag {:.0} ms", l.as_secs_f64() * 1e3)
+            });
+            match &r.error {
+                Some(e) => println!("replica    {} {} ({e})", r.url, r.state),
+                None => println!("replica    {} {} ({lag})", r.url, r.state),
+            }
+        }
+        let opened = match health.connections_opened {
+            1 => "one connection".to_owned(),
+            n => format!("{n} connections: one per replica too"),
+        };
         println!(
-            "pool       configured max {}, min idle {} (this check opens one connection)",
+            "pool       configured max {}, min idle {} (this check opens {opened})",
             pool.max_size, pool.min_idle
         );
         println!(

@@ -44,7 +44,7 @@ pub fn explain_list(
     sort: TaskSort,
     page: &PageRequest,
 ) -> Result<String> {
-    let (query, _) = list_query(owner, filter, sort, page)?;
+    let (query, _) = list_query(conn.backend(), owner, filter, sort, page)?;
     match conn {
         DbConnection::Postgres(_) => {
             let plan: Vec<String> =

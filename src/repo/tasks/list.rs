@@ -122,11 +122,24 @@ pub(crate) fn list_query(
         .map(|c| SortKey::decode(owner, sort, c))
         .transpose()?;
 
+    let search = filter.search.as_deref().filter(|s| !s.is_empty());
+    let fts = backend == BackendKind::Sqlite
+        && search.is_some_and(|s| s.chars().count() >= TRIGRAM_MIN_CHARS);
     let mut query = tasks::table
-        .filter(tasks::user_id.eq(owner))
         .select(Task::as_select())
         .limit(i64::from(limit) + 1)
         .into_boxed();
+    query = if fts {
+        // SQLite without statistics (the layer runs no ANALYZE) would walk the owner's range of
+        // a user-led index and probe the FTS5 candidates for each row: linear in the owner's
+        // tasks. The unary `+` keeps the owner test off the indexes, so that the candidates
+        // drive the plan (looked up by rowid, then sorted; at most the rows containing the
+        // pattern's trigrams). Source: SQLite "The SQLite Query Optimizer Overview", §"Disqualifying
+        // WHERE clause terms using unary-+".
+        query.filter(diesel::dsl::sql::<Bool>("+tasks.user_id = ").bind::<DbUuid, _>(owner))
+    } else {
+        query.filter(tasks::user_id.eq(owner))
+    };
 
     if let Some(done) = filter.completed {
         query = query.filter(tasks::completed.eq(done));
@@ -143,7 +156,7 @@ pub(crate) fn list_query(
     if let Some(t) = filter.created_before {
         query = query.filter(tasks::created_at.lt(Ts(t)));
     }
-    if let Some(s) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(s) = search {
         let pattern = like_contains(s);
         query = query.filter(
             lower(tasks::title)
@@ -153,7 +166,7 @@ pub(crate) fn list_query(
                     .like(pattern)
                     .escape('\\')),
         );
-        if backend == BackendKind::Sqlite && s.chars().count() >= TRIGRAM_MIN_CHARS {
+        if fts {
             // The candidates from the FTS5 trigram table (migration
             // 2026-12-01-000001_task_search_index), a superset of the rows the LIKE above
             // keeps; the pattern is a bound value, never SQL text.

@@ -49,7 +49,10 @@ fn run(backend: &str, db: &Database, iterations: usize) {
         .import(small, &support::task_imports(SMALL, &mut rng))
         .expect("seed the small owner");
     support::analyze(db);
-    eprintln!("{backend}: seeded {BIG} + {SMALL} tasks in {:.1?}", started.elapsed());
+    eprintln!(
+        "{backend}: seeded {BIG} + {SMALL} tasks in {:.1?}",
+        started.elapsed()
+    );
 
     for (pattern, what) in PATTERNS {
         let filter = TaskFilter {
@@ -60,7 +63,12 @@ fn run(backend: &str, db: &Database, iterations: usize) {
             let t = Instant::now();
             let page = db
                 .tasks()
-                .list(owner, &filter, TaskSort::CreatedDesc, &PageRequest::first(20))
+                .list(
+                    owner,
+                    &filter,
+                    TaskSort::CreatedDesc,
+                    &PageRequest::first(20),
+                )
                 .expect("list");
             std::hint::black_box(page);
             t.elapsed().as_secs_f64() * 1e3

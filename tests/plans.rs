@@ -652,7 +652,13 @@ fn search_plans_use_the_trigram_table_sqlite() -> anyhow::Result<()> {
             ..TaskFilter::default()
         };
         Ok(db.run(|c| {
-            diagnostics::explain_list(c, owner, &filter, TaskSort::CreatedDesc, &PageRequest::first(PAGE))
+            diagnostics::explain_list(
+                c,
+                owner,
+                &filter,
+                TaskSort::CreatedDesc,
+                &PageRequest::first(PAGE),
+            )
         })?)
     };
     let long = plan("zzzq")?;
@@ -666,7 +672,8 @@ fn search_plans_use_the_trigram_table_sqlite() -> anyhow::Result<()> {
     );
     let short = plan("zz")?;
     ensure!(
-        !short.contains("tasks_search") && short.contains("USING INDEX tasks_user_created_idx (user_id=?)"),
+        !short.contains("tasks_search")
+            && short.contains("USING INDEX tasks_user_created_idx (user_id=?)"),
         "a 2-character search should scan the owner's range:\n{short}"
     );
     Ok(())

@@ -6,7 +6,6 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Nullable, SmallInt, Text};
 
 use super::sort_key::SortKey;
-use crate::config::BackendKind;
 use crate::conn::{DbConnection, MultiBackend};
 use crate::error::Result;
 use crate::models::{Page, PageRequest, Task, TaskFilter, TaskSort, Ts, UserId};
@@ -67,7 +66,8 @@ pub fn list(
     sort: TaskSort,
     page: &PageRequest,
 ) -> Result<Page<Task>> {
-    let (query, limit) = list_query(conn.backend(), owner, filter, sort, page)?;
+    let fts = use_fts(conn, filter)?;
+    let (query, limit) = list_query(fts, owner, filter, sort, page)?;
     let mut items: Vec<Task> = match conn {
         DbConnection::Postgres(_) if needs_custom_plan(filter, sort) => {
             Uncached(query).load(conn)?
@@ -108,7 +108,7 @@ pub(crate) const TRIGRAM_MIN_CHARS: usize = 3;
 /// the checked limit. Also what `diagnostics::explain_list` explains, so that a plan is always
 /// the plan of the statement the listing runs.
 pub(crate) fn list_query(
-    backend: BackendKind,
+    fts: bool,
     owner: UserId,
     filter: &TaskFilter,
     sort: TaskSort,
@@ -123,8 +123,7 @@ pub(crate) fn list_query(
         .transpose()?;
 
     let search = filter.search.as_deref().filter(|s| !s.is_empty());
-    let fts = backend == BackendKind::Sqlite
-        && search.is_some_and(|s| s.chars().count() >= TRIGRAM_MIN_CHARS);
+    let fts = fts && search.is_some_and(|s| s.chars().count() >= TRIGRAM_MIN_CHARS);
     let mut query = tasks::table
         .select(Task::as_select())
         .limit(i64::from(limit) + 1)
@@ -246,6 +245,46 @@ fn like_contains(s: &str) -> String {
     }
     p.push('%');
     p
+}
+
+/// At most this many FTS5 candidates (over all owners) for [`list_query`] to be driven by them
+/// on SQLite. A pattern found in more rows than this is listed by walking the owner's sort index
+/// and filtering, as without the index: such a page fills after a few rows, where fetching and
+/// sorting every candidate would cost a read of each of them (`benches/search.rs` measures a
+/// pattern found in every row).
+const FTS_MAX_CANDIDATES: i64 = 2_000;
+
+/// Whether [`list_query`] should take its search candidates from SQLite's FTS5 trigram table:
+/// on SQLite, for a search of [`TRIGRAM_MIN_CHARS`] or more whose candidates number at most
+/// [`FTS_MAX_CANDIDATES`] (counted with one bounded FTS5 query). Always `false` on PostgreSQL,
+/// whose planner chooses between the GIN index and the b-tree itself.
+pub(crate) fn use_fts(conn: &mut DbConnection, filter: &TaskFilter) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    filter.validate()?;
+    let Some(s) = filter
+        .search
+        .as_deref()
+        .filter(|s| s.chars().count() >= TRIGRAM_MIN_CHARS)
+    else {
+        return Ok(false);
+    };
+    match conn {
+        DbConnection::Postgres(_) => Ok(false),
+        DbConnection::Sqlite(lite) => {
+            let count: Count = diesel::sql_query(
+                "SELECT count(*) AS n FROM \
+                 (SELECT 1 FROM tasks_search WHERE tasks_search MATCH ? LIMIT ?)",
+            )
+            .bind::<Text, _>(fts5_phrase(s))
+            .bind::<diesel::sql_types::BigInt, _>(FTS_MAX_CANDIDATES + 1)
+            .get_result(lite)?;
+            Ok(count.n <= FTS_MAX_CANDIDATES)
+        }
+    }
 }
 
 /// `s` as one FTS5 phrase (`"..."`, a `"` inside doubled): every character literal, so the

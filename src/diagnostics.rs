@@ -24,7 +24,7 @@ use diesel::sql_types::{Integer, SqlType, Text};
 use crate::conn::DbConnection;
 use crate::error::Result;
 use crate::models::{PageRequest, TaskFilter, TaskSort, UserId};
-use crate::repo::tasks::list_query;
+use crate::repo::tasks::{list_query, use_fts};
 
 /// The plan of exactly the statement [`repo::tasks::list`](crate::repo::tasks::list) runs for
 /// these arguments. Arguments are validated as for `list` (a bad limit, filter or cursor is
@@ -44,7 +44,8 @@ pub fn explain_list(
     sort: TaskSort,
     page: &PageRequest,
 ) -> Result<String> {
-    let (query, _) = list_query(owner, filter, sort, page)?;
+    let fts = use_fts(conn, filter)?;
+    let (query, _) = list_query(fts, owner, filter, sort, page)?;
     match conn {
         DbConnection::Postgres(_) => {
             let plan: Vec<String> =

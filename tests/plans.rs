@@ -121,6 +121,13 @@ fn every_list_shape_is_an_index_scan_at_a_million_rows() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The shape whose plan must use the trigram index: a search of 3 characters or more that
+/// matches nothing (a 2-character pattern has no trigram, so `search, no hit` scans the
+/// owner's b-tree range as before — bounded by the owner's rows, which `explain` checks).
+const TRIGRAM_NO_HIT: &str = "search 4, none";
+/// The GIN index of migration `2026-12-01-000001_task_search_index`.
+const SEARCH_INDEX: &str = "tasks_user_search_idx";
+
 /// The filters of SPEC §3, one at a time and all at once. Titles and descriptions are `Task ` /
 /// `Note ` and an md5 in hex, so `ab` occurs in about one row in five and `zz` in none.
 fn filters() -> Vec<(&'static str, TaskFilter)> {
@@ -173,6 +180,13 @@ fn filters() -> Vec<(&'static str, TaskFilter)> {
             "search, no hit",
             TaskFilter {
                 search: Some("zz".into()),
+                ..TaskFilter::default()
+            },
+        ),
+        (
+            TRIGRAM_NO_HIT,
+            TaskFilter {
+                search: Some("zzzq".into()),
                 ..TaskFilter::default()
             },
         ),
@@ -315,6 +329,20 @@ fn check_shape(
 ) -> anyhow::Result<()> {
     let first_page = PageRequest::first(PAGE);
     let first = explain(conn, owner, filter, sort, &first_page, user_led).context("first page")?;
+    if name == TRIGRAM_NO_HIT {
+        ensure!(
+            first.indexes.iter().all(|i| i == SEARCH_INDEX),
+            "a search of 3+ characters that matches nothing must be answered by {SEARCH_INDEX} \
+             alone, not {:?} (plan {:?})",
+            first.indexes,
+            first.nodes
+        );
+        ensure!(
+            first.rows == 0,
+            "the trigram index should leave no row to recheck, {} read",
+            first.rows
+        );
+    }
     let deep = deep_cursor(conn, owner, filter, sort)?;
     let deep_page = deep
         .as_ref()
@@ -607,4 +635,46 @@ fn seed(url: &str) -> anyhow::Result<std::time::Duration> {
     let Count { n } = diesel::sql_query("SELECT count(*) AS n FROM tasks").get_result(&mut pg)?;
     ensure!(n == USERS * TASKS_PER_USER, "seeded {n} tasks");
     Ok(started.elapsed())
+}
+
+/// SQLite: a search of 3 characters or more asks the FTS5 trigram table for its candidates and
+/// looks them up by rowid; a shorter one scans the owner's range of a user-led index (it has no
+/// trigram), and both find the same rows as the plain LIKE would (the model test checks that
+/// against an in-memory model on both backends).
+#[test]
+fn search_plans_use_the_trigram_table_sqlite() -> anyhow::Result<()> {
+    let db = TestDb::new(Backend::Sqlite, &[]);
+    let owner = common::factories::user(&db).id;
+    common::factories::tasks(&db, owner, 30);
+    let plan = |search: &str| -> anyhow::Result<String> {
+        let filter = TaskFilter {
+            search: Some(search.into()),
+            ..TaskFilter::default()
+        };
+        Ok(db.run(|c| {
+            diagnostics::explain_list(
+                c,
+                owner,
+                &filter,
+                TaskSort::CreatedDesc,
+                &PageRequest::first(PAGE),
+            )
+        })?)
+    };
+    let long = plan("zzzq")?;
+    ensure!(
+        long.contains("VIRTUAL TABLE INDEX") && long.contains("tasks_search"),
+        "a 4-character search does not use the FTS5 table:\n{long}"
+    );
+    ensure!(
+        long.contains("INTEGER PRIMARY KEY (rowid=?)"),
+        "the FTS5 candidates are not looked up by rowid:\n{long}"
+    );
+    let short = plan("zz")?;
+    ensure!(
+        !short.contains("tasks_search")
+            && short.contains("USING INDEX tasks_user_created_idx (user_id=?)"),
+        "a 2-character search should scan the owner's range:\n{short}"
+    );
+    Ok(())
 }

@@ -18,6 +18,11 @@ const BOOKKEEPING: &[&str] = &[
     "sqlite_sequence",
 ];
 
+/// SQLite's FTS5 search index over tasks (migration `2026-12-01-000001_task_search_index`): the
+/// virtual table and its shadow tables (`tasks_search_data`, `_idx`, `_docsize`, `_config`). An
+/// index, not application schema; PostgreSQL's equivalent is a GIN index, not a table.
+const SEARCH_INDEX: &str = "tasks_search";
+
 /// A column as `table!` declares it: `users.email: Text NOT NULL`.
 fn line(table: &str, column: &str, ty: &str, nullable: bool) -> String {
     format!(
@@ -184,7 +189,7 @@ fn actual(db: &TestDb) -> Declared {
             ))
         })
         .unwrap();
-    let ours = |t: &str| !BOOKKEEPING.contains(&t);
+    let ours = |t: &str| !BOOKKEEPING.contains(&t) && !t.starts_with(SEARCH_INDEX);
     let mut columns = Vec::new();
     let mut pks: std::collections::BTreeMap<String, Vec<(i32, String)>> = Default::default();
     let mut order: std::collections::BTreeMap<String, Vec<(i32, String)>> = Default::default();

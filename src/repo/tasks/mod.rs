@@ -24,7 +24,7 @@ mod stats;
 
 pub use bulk::{COPY_FROM_ROWS, complete_many, create_many, delete_many, import};
 pub use list::list;
-pub(crate) use list::list_query;
+pub(crate) use list::{list_query, use_fts};
 pub use one::{complete, create, create_with_id, delete, get, reopen, update};
 pub use stats::stats;
 

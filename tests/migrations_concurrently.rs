@@ -40,6 +40,20 @@ fn directory(backend: &str, up: &str, down: &str) -> tempfile::TempDir {
 
 const STEP: &str = "2099-01-01-000001_index_tasks_title";
 
+/// The names of the product's migrations for `backend`, in order, then [`STEP`].
+fn all_steps(backend: &str) -> Vec<String> {
+    let product = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let mut names: Vec<String> = std::fs::read_dir(product)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names.push(STEP.to_owned());
+    names
+}
+
 #[derive(QueryableByName, Debug, PartialEq)]
 struct IndexState {
     #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -92,7 +106,7 @@ fn postgres_create_index_concurrently_runs_once_with_eight_starters_at_once() {
     applied.sort();
     assert_eq!(
         applied,
-        ["2026-11-27-000001_create_users_and_tasks", STEP],
+        all_steps("postgres"),
         "each migration applied exactly once by 8 starters"
     );
     assert_eq!(index_state(&pg.url, "tasks_title_idx"), Some(true));
@@ -173,8 +187,8 @@ fn sqlite_a_non_transactional_step_runs_as_written() {
     let mut conn = migrate::connect(&config).unwrap();
     let migrator = Migrator::from_config(&config).directory(dir.path());
     let applied = migrator.run(&mut conn).unwrap();
-    assert_eq!(applied.len(), 2);
-    assert_eq!(applied[1].migration.name, STEP);
+    let names: Vec<String> = applied.iter().map(|a| a.migration.name.clone()).collect();
+    assert_eq!(names, all_steps("sqlite"));
     assert_eq!(sqlite_index_count(&mut conn), 1);
     migrator.revert(&mut conn, 1).unwrap();
     assert_eq!(sqlite_index_count(&mut conn), 0);

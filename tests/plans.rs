@@ -125,7 +125,7 @@ fn every_list_shape_is_an_index_scan_at_a_million_rows() -> anyhow::Result<()> {
 /// matches nothing (a 2-character pattern has no trigram, so `search, no hit` scans the
 /// owner's b-tree range as before — bounded by the owner's rows, which `explain` checks).
 const TRIGRAM_NO_HIT: &str = "search 4, none";
-/// The GIN index of migration `2026-12-01-000001_task_search_index`.
+/// The GIN index of migration `2026-12-01-000002_task_search_index (SQLite) and 2026-12-01-000003_task_search_index (PostgreSQL)`.
 const SEARCH_INDEX: &str = "tasks_user_search_idx";
 
 /// The filters of SPEC §3, one at a time and all at once. Titles and descriptions are `Task ` /

@@ -18,7 +18,7 @@ const BOOKKEEPING: &[&str] = &[
     "sqlite_sequence",
 ];
 
-/// SQLite's FTS5 search index over tasks (migration `2026-12-01-000001_task_search_index`): the
+/// SQLite's FTS5 search index over tasks (migration `2026-12-01-000002_task_search_index (SQLite) and 2026-12-01-000003_task_search_index (PostgreSQL)`): the
 /// virtual table and its shadow tables (`tasks_search_data`, `_idx`, `_docsize`, `_config`). An
 /// index, not application schema; PostgreSQL's equivalent is a GIN index, not a table.
 const SEARCH_INDEX: &str = "tasks_search";

@@ -167,7 +167,7 @@ pub(crate) fn list_query(
         );
         if fts {
             // The candidates from the FTS5 trigram table (migration
-            // 2026-12-01-000001_task_search_index), a superset of the rows the LIKE above
+            // 2026-12-01-000002_task_search_index (SQLite) and 2026-12-01-000003_task_search_index (PostgreSQL)), a superset of the rows the LIKE above
             // keeps; the pattern is a bound value, never SQL text.
             query = query.filter(
                 diesel::dsl::sql::<Bool>(

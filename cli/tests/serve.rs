@@ -1105,3 +1105,23 @@ fn pool_exhausted_answers_503_fast_sqlite() {
 fn pool_exhausted_answers_503_fast_postgres() {
     pool_exhausted(Backend::Postgres);
 }
+
+/// `--addr` that is not `HOST:PORT` is a usage error (exit 2) naming the form; a port that is
+/// taken exits 1 naming the way out, before the database is touched.
+#[test]
+fn bad_addr_and_busy_port_are_clear_errors_sqlite() {
+    let env = CliEnv::new(Backend::Sqlite);
+    for bad in ["nonsense", "127.0.0.1:99999", ":8080", "127.0.0.1:"] {
+        let err = env.fails(2, &["serve", "--addr", bad]);
+        let msg = err["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("expected HOST:PORT"), "{bad}: {err}");
+    }
+    let s = Server::start(env.url.as_deref().unwrap(), &[]);
+    let taken = s.base.trim_start_matches("http://").to_owned();
+    let err = env.fails(1, &["serve", "--addr", &taken]);
+    let msg = err["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(&format!("cannot listen on {taken}")) && msg.contains("pass another --addr"),
+        "{err}"
+    );
+}

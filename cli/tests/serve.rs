@@ -1125,3 +1125,51 @@ fn bad_addr_and_busy_port_are_clear_errors_sqlite() {
         "{err}"
     );
 }
+
+/// `If-Match: *` is unconditional (RFC 9110 §13.1.1); an empty or listed `If-Match` is 400
+/// and changes nothing.
+fn if_match_forms(backend: Backend) {
+    let env = CliEnv::new(backend);
+    let s = Server::start(env.url.as_deref().unwrap(), &[]);
+    let ada = ("ada@example.com", "correct horse");
+    sign_up(&s, ada.0, ada.1);
+    let task = create_task(&s, ada, json!({"title": "t"}));
+    let url = s.url(&format!("/v1/tasks/{}", task["id"].as_str().unwrap()));
+    let body = json!({"priority": 5}).to_string();
+    let r = send(
+        "PATCH",
+        &url,
+        Some(ada),
+        &[JSON, ("If-Match", "*")],
+        Some(&body),
+    )
+    .expect(200);
+    assert_eq!(r.json()["version"], 2);
+    for bad in ["", "\"2\", \"3\"", "abc"] {
+        let r = send(
+            "PATCH",
+            &url,
+            Some(ada),
+            &[JSON, ("If-Match", bad)],
+            Some(&body),
+        )
+        .expect(400);
+        assert_eq!(r.json()["field"], "If-Match", "{bad:?}");
+    }
+    let r = send("GET", &url, Some(ada), &[], None).expect(200);
+    assert_eq!(
+        r.json()["version"],
+        2,
+        "a refused If-Match changed the task"
+    );
+}
+
+#[test]
+fn if_match_forms_sqlite() {
+    if_match_forms(Backend::Sqlite);
+}
+
+#[test]
+fn if_match_forms_postgres() {
+    if_match_forms(Backend::Postgres);
+}

@@ -1173,3 +1173,32 @@ fn if_match_forms_sqlite() {
 fn if_match_forms_postgres() {
     if_match_forms(Backend::Postgres);
 }
+
+/// `/readyz` is 503 `schema_not_current` while a migration is pending and 200 once applied.
+fn readyz_schema_not_current(backend: Backend) {
+    let env = CliEnv::new(backend);
+    let s = Server::start(env.url.as_deref().unwrap(), &[]);
+    send("GET", &s.url("/readyz"), None, &[], None).expect(200);
+    env.json(&["migrate", "revert"]);
+    let r = send("GET", &s.url("/readyz"), None, &[], None).expect(503);
+    assert_eq!(r.json()["kind"], "schema_not_current", "{r:?}");
+    assert!(r.header("Retry-After").is_some(), "{r:?}");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("taskstore migrate run")
+    );
+    env.json(&["migrate", "run"]);
+    send("GET", &s.url("/readyz"), None, &[], None).expect(200);
+}
+
+#[test]
+fn readyz_schema_not_current_sqlite() {
+    readyz_schema_not_current(Backend::Sqlite);
+}
+
+#[test]
+fn readyz_schema_not_current_postgres() {
+    readyz_schema_not_current(Backend::Postgres);
+}

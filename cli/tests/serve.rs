@@ -1202,3 +1202,51 @@ fn readyz_schema_not_current_sqlite() {
 fn readyz_schema_not_current_postgres() {
     readyz_schema_not_current(Backend::Postgres);
 }
+
+/// The database dropped under a running server: `/readyz` and API calls are 503 with
+/// `Retry-After`, and the body does not name the database, its host or what the server said
+/// (that is in the log, under the request id).
+#[test]
+fn database_gone_answers_503_without_its_detail_postgres() {
+    use diesel::Connection as _;
+    use diesel::connection::SimpleConnection as _;
+    let env = CliEnv::new(Backend::Postgres);
+    let url = env.url.clone().unwrap();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let mut s = Server::start(&url, &[]);
+    let ada = ("ada@example.com", "correct horse");
+    sign_up(&s, ada.0, ada.1);
+    let mut admin = diesel::PgConnection::establish(&common::pg_admin_url()).unwrap();
+    // A test-owned name (taskstore_test_<pid>_<n>); DDL cannot take binds.
+    admin
+        .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .unwrap();
+    let mut ids = Vec::new();
+    for (method, path, auth) in [
+        ("GET", "/readyz", None),
+        ("GET", "/v1/me", Some(ada)),
+        ("GET", "/v1/tasks", Some(ada)),
+    ] {
+        let r = send(method, &s.url(path), auth, &[], None).expect(503);
+        assert!(r.header("Retry-After").is_some(), "{r:?}");
+        for leak in [
+            name.as_str(),
+            "does not exist",
+            "FATAL",
+            "127.0.0.1",
+            "5432",
+        ] {
+            assert!(!r.text.contains(leak), "{path} shows {leak:?}: {}", r.text);
+        }
+        assert!(
+            r.json()["message"].as_str().unwrap().contains("try again"),
+            "{r:?}"
+        );
+        ids.push(r.header("X-Request-Id").unwrap().to_owned());
+    }
+    let (code, _, log) = s.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    // The operator still gets the cause, under the request id.
+    assert!(log.contains("does not exist"), "{log}");
+    assert!(log.contains(&ids[1]), "{log}");
+}

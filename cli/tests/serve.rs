@@ -236,7 +236,9 @@ fn every_route(backend: Backend) {
     )
     .expect(415);
     let huge = json!({"email": "d@example.com", "password": "x".repeat(100_000)}).to_string();
-    send("POST", &users, None, &[JSON], Some(&huge)).expect(413);
+    let r = send("POST", &users, None, &[JSON], Some(&huge)).expect(413);
+    let msg = r.json()["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("at most 65536 bytes"), "{msg}");
 
     // Authentication failures: one answer for all of them.
     let me = s.url("/v1/me");

@@ -65,8 +65,19 @@ impl FromRequestParts<AppState> for Me {
     }
 }
 
+/// The JSON body, or its rejection; over the size limit the message says what the limit is.
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(v)| v).map_err(ApiError::from)
+    body.map(|Json(v)| v).map_err(|rej| {
+        let mut e = ApiError::from(rej);
+        if e.status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            e.body.message = format!(
+                "{}; a JSON body is at most {} bytes: shorten the text fields",
+                e.body.message,
+                crate::serve::state::Limits::default().body_bytes
+            );
+        }
+        e
+    })
 }
 
 fn task_id(path: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiError> {

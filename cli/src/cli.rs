@@ -61,7 +61,7 @@ pub enum Command {
     /// Serve the JSON HTTP API (README "Serving HTTP") until SIGTERM or Ctrl-C.
     Serve {
         /// Address to listen on, HOST:PORT (port 0 picks a free one; the address is printed).
-        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080", value_parser = crate::serve::listen_addr)]
         addr: String,
         /// After SIGTERM or Ctrl-C, how long in-flight requests may take to finish before the
         /// pool is dropped, in milliseconds.

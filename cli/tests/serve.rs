@@ -236,7 +236,9 @@ fn every_route(backend: Backend) {
     )
     .expect(415);
     let huge = json!({"email": "d@example.com", "password": "x".repeat(100_000)}).to_string();
-    send("POST", &users, None, &[JSON], Some(&huge)).expect(413);
+    let r = send("POST", &users, None, &[JSON], Some(&huge)).expect(413);
+    let msg = r.json()["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("at most 65536 bytes"), "{msg}");
 
     // Authentication failures: one answer for all of them.
     let me = s.url("/v1/me");
@@ -1104,4 +1106,149 @@ fn pool_exhausted_answers_503_fast_sqlite() {
 #[test]
 fn pool_exhausted_answers_503_fast_postgres() {
     pool_exhausted(Backend::Postgres);
+}
+
+/// `--addr` that is not `HOST:PORT` is a usage error (exit 2) naming the form; a port that is
+/// taken exits 1 naming the way out, before the database is touched.
+#[test]
+fn bad_addr_and_busy_port_are_clear_errors_sqlite() {
+    let env = CliEnv::new(Backend::Sqlite);
+    for bad in ["nonsense", "127.0.0.1:99999", ":8080", "127.0.0.1:"] {
+        let err = env.fails(2, &["serve", "--addr", bad]);
+        let msg = err["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("expected HOST:PORT"), "{bad}: {err}");
+    }
+    let s = Server::start(env.url.as_deref().unwrap(), &[]);
+    let taken = s.base.trim_start_matches("http://").to_owned();
+    let err = env.fails(1, &["serve", "--addr", &taken]);
+    let msg = err["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(&format!("cannot listen on {taken}")) && msg.contains("pass another --addr"),
+        "{err}"
+    );
+}
+
+/// `If-Match: *` is unconditional (RFC 9110 §13.1.1); an empty or listed `If-Match` is 400
+/// and changes nothing.
+fn if_match_forms(backend: Backend) {
+    let env = CliEnv::new(backend);
+    let s = Server::start(env.url.as_deref().unwrap(), &[]);
+    let ada = ("ada@example.com", "correct horse");
+    sign_up(&s, ada.0, ada.1);
+    let task = create_task(&s, ada, json!({"title": "t"}));
+    let url = s.url(&format!("/v1/tasks/{}", task["id"].as_str().unwrap()));
+    let body = json!({"priority": 5}).to_string();
+    let r = send(
+        "PATCH",
+        &url,
+        Some(ada),
+        &[JSON, ("If-Match", "*")],
+        Some(&body),
+    )
+    .expect(200);
+    assert_eq!(r.json()["version"], 2);
+    for bad in ["", "\"2\", \"3\"", "abc"] {
+        let r = send(
+            "PATCH",
+            &url,
+            Some(ada),
+            &[JSON, ("If-Match", bad)],
+            Some(&body),
+        )
+        .expect(400);
+        assert_eq!(r.json()["field"], "If-Match", "{bad:?}");
+    }
+    let r = send("GET", &url, Some(ada), &[], None).expect(200);
+    assert_eq!(
+        r.json()["version"],
+        2,
+        "a refused If-Match changed the task"
+    );
+}
+
+#[test]
+fn if_match_forms_sqlite() {
+    if_match_forms(Backend::Sqlite);
+}
+
+#[test]
+fn if_match_forms_postgres() {
+    if_match_forms(Backend::Postgres);
+}
+
+/// `/readyz` is 503 `schema_not_current` while a migration is pending and 200 once applied.
+fn readyz_schema_not_current(backend: Backend) {
+    let env = CliEnv::new(backend);
+    let s = Server::start(env.url.as_deref().unwrap(), &[]);
+    send("GET", &s.url("/readyz"), None, &[], None).expect(200);
+    env.json(&["migrate", "revert"]);
+    let r = send("GET", &s.url("/readyz"), None, &[], None).expect(503);
+    assert_eq!(r.json()["kind"], "schema_not_current", "{r:?}");
+    assert!(r.header("Retry-After").is_some(), "{r:?}");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("taskstore migrate run")
+    );
+    env.json(&["migrate", "run"]);
+    send("GET", &s.url("/readyz"), None, &[], None).expect(200);
+}
+
+#[test]
+fn readyz_schema_not_current_sqlite() {
+    readyz_schema_not_current(Backend::Sqlite);
+}
+
+#[test]
+fn readyz_schema_not_current_postgres() {
+    readyz_schema_not_current(Backend::Postgres);
+}
+
+/// The database dropped under a running server: `/readyz` and API calls are 503 with
+/// `Retry-After`, and the body does not name the database, its host or what the server said
+/// (that is in the log, under the request id).
+#[test]
+fn database_gone_answers_503_without_its_detail_postgres() {
+    use diesel::Connection as _;
+    use diesel::connection::SimpleConnection as _;
+    let env = CliEnv::new(Backend::Postgres);
+    let url = env.url.clone().unwrap();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let mut s = Server::start(&url, &[]);
+    let ada = ("ada@example.com", "correct horse");
+    sign_up(&s, ada.0, ada.1);
+    let mut admin = diesel::PgConnection::establish(&common::pg_admin_url()).unwrap();
+    // A test-owned name (taskstore_test_<pid>_<n>); DDL cannot take binds.
+    admin
+        .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .unwrap();
+    let mut ids = Vec::new();
+    for (method, path, auth) in [
+        ("GET", "/readyz", None),
+        ("GET", "/v1/me", Some(ada)),
+        ("GET", "/v1/tasks", Some(ada)),
+    ] {
+        let r = send(method, &s.url(path), auth, &[], None).expect(503);
+        assert!(r.header("Retry-After").is_some(), "{r:?}");
+        for leak in [
+            name.as_str(),
+            "does not exist",
+            "FATAL",
+            "127.0.0.1",
+            "5432",
+        ] {
+            assert!(!r.text.contains(leak), "{path} shows {leak:?}: {}", r.text);
+        }
+        assert!(
+            r.json()["message"].as_str().unwrap().contains("try again"),
+            "{r:?}"
+        );
+        ids.push(r.header("X-Request-Id").unwrap().to_owned());
+    }
+    let (code, _, log) = s.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    // The operator still gets the cause, under the request id.
+    assert!(log.contains("does not exist"), "{log}");
+    assert!(log.contains(&ids[1]), "{log}");
 }

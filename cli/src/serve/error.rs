@@ -4,7 +4,9 @@
 //! Library errors take their status from [`taskstore::Error::http_status`] (the README's table)
 //! and their kind from [`taskstore::Error::kind_name`]; a 503 carries `Retry-After`. A 500's
 //! message is replaced by a fixed text naming the request id: the detail goes to the log only,
-//! so that no server message, SQL fragment or secret reaches a client. Every message is
+//! so that no server message, SQL fragment or secret reaches a client; a 503 or 504 from the
+//! library likewise says only what to do (its detail names the database's host, socket path
+//! and name, which are the operator's business). Every message is
 //! scrubbed ([`taskstore::redact::scrub`]) in any case.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -104,6 +106,25 @@ impl From<taskstore::Error> for ApiError {
             let mut e = Self::internal(&err);
             e.body.kind = err.kind_name();
             return e;
+        }
+        if status.is_server_error() {
+            // 503 / 504: the library's message is for the operator (it names the database,
+            // its host or socket path and what the server said); the client learns only what
+            // to do, and the detail goes to the log under the request id.
+            tracing::warn!(
+                error = %taskstore::redact::scrub(&err.to_string()),
+                status = status.as_u16(),
+                "database error answered without its detail"
+            );
+            let message = if status == StatusCode::GATEWAY_TIMEOUT {
+                "the database did not answer in time; try again, or ask for less (a smaller \
+                 limit or a narrower filter); the server log has the cause under this \
+                 request's X-Request-Id"
+            } else {
+                "the database is unavailable right now; try again after Retry-After seconds; \
+                 the server log has the cause under this request's X-Request-Id"
+            };
+            return Self::new(status, err.kind_name(), message);
         }
         let mut e = Self::new(status, err.kind_name(), err.to_string());
         if let taskstore::Error::Validation { field, .. } = &err {

@@ -189,8 +189,49 @@ async fn shutdown_signal() {
     }
 }
 
+/// Checks `--addr` on the command line (a usage error, exit 2): `HOST:PORT` with a port of
+/// 0 to 65535; the host is resolved when binding.
+pub fn listen_addr(s: &str) -> Result<String, String> {
+    let help = "expected HOST:PORT such as 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080 \
+                (port 0 picks a free one)";
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_owned()),
+        Some((_, port)) if port.parse::<u16>().is_err() => Err(format!(
+            "{help}; the port {port:?} is not a number from 0 to 65535"
+        )),
+        _ => Err(help.to_owned()),
+    }
+}
+
+/// Binds `addr` before the database is touched, naming the cause and the way out when the
+/// address cannot be used (exit 1).
+fn bind(addr: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "another process is listening on that port: stop it or pass another --addr \
+                 (port 0 picks a free one)"
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                "that address is not one of this machine's: use 127.0.0.1 (this machine only) \
+                 or 0.0.0.0 (every interface)"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "ports below 1024 need privileges: use a port from 1024 up behind a proxy"
+            }
+            _ => "check the HOST:PORT given to --addr",
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {e}; {hint}")
+    })?;
+    listener
+        .set_nonblocking(true)
+        .context("setting the listening socket non-blocking")?;
+    Ok(listener)
+}
+
 /// Runs the server until SIGTERM / Ctrl-C.
 pub fn run(ctx: &Ctx, addr: &str, grace: Duration) -> anyhow::Result<ExitCode> {
+    let listener = bind(addr)?;
     let metrics = install_metrics()?;
     let config = ctx.server_config()?;
     let db = Database::connect(&config)?;
@@ -210,8 +251,7 @@ pub fn run(ctx: &Ctx, addr: &str, grace: Duration) -> anyhow::Result<ExitCode> {
     };
     let app = router(state, metrics);
     let outcome = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let listener = tokio::net::TcpListener::from_std(listener)
             .with_context(|| format!("listening on {addr}"))?;
         let local = listener.local_addr()?;
         tracing::info!(

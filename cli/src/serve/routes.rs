@@ -65,8 +65,19 @@ impl FromRequestParts<AppState> for Me {
     }
 }
 
+/// The JSON body, or its rejection; over the size limit the message says what the limit is.
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(v)| v).map_err(ApiError::from)
+    body.map(|Json(v)| v).map_err(|rej| {
+        let mut e = ApiError::from(rej);
+        if e.status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            e.body.message = format!(
+                "{}; a JSON body is at most {} bytes: shorten the text fields",
+                e.body.message,
+                crate::serve::state::Limits::default().body_bytes
+            );
+        }
+        e
+    })
 }
 
 fn task_id(path: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiError> {
@@ -304,7 +315,10 @@ pub async fn get_task(
     Ok(with_etag(task))
 }
 
-/// The version in `If-Match`: `3`, `"3"` or `W/"3"` (the `ETag` of `GET` is `"3"`).
+/// The version in `If-Match`: `3`, `"3"` or `W/"3"` (the `ETag` of `GET` is `"3"`); `*`
+/// (RFC 9110 §13.1.1: any current representation) is unconditional, like no header. A header
+/// that is present but empty is refused rather than read as absent, so a client whose ETag
+/// variable came out empty does not lose its stale-version check without noticing.
 fn if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Ok(None);
@@ -312,15 +326,19 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
     let bad = || {
         ApiError::bad_request(
             "If-Match",
-            "If-Match must be a task version such as \"3\" (the ETag of GET /v1/tasks/{id})",
+            "If-Match must be one task version such as \"3\" (the ETag of GET /v1/tasks/{id}), \
+             or * for any version; leave the header out to change the task unconditionally",
         )
     };
     let s = v.to_str().map_err(|_| bad())?.trim();
+    if s == "*" {
+        return Ok(None);
+    }
     let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
     s.parse::<i32>().map(Some).map_err(|_| bad())
 }
 
-#[utoipa::path(patch, path = "/v1/tasks/{id}", tag = "tasks", security(("basic" = [])), params(("id" = String, Path, description = "the task id (UUID)"), ("If-Match" = Option<String>, Header, description = "change only if the task is at this version (its ETag)")), request_body = openapi::TaskPatch, responses((status = 200, description = "the updated task", body = openapi::Task), (status = 404, description = "no such task of yours", body = ErrorBody), (status = 409, description = "If-Match names a stale version; nothing changed", body = ErrorBody), (status = 400, description = "malformed body", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not application/json", body = ErrorBody), (status = 422, description = "a field is invalid", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/tasks/{id}", tag = "tasks", security(("basic" = [])), params(("id" = String, Path, description = "the task id (UUID)"), ("If-Match" = Option<String>, Header, description = "change only if the task is at this version (its ETag, e.g. \"3\"); * or no header: unconditional; empty: 400")), request_body = openapi::TaskPatch, responses((status = 200, description = "the updated task", body = openapi::Task), (status = 404, description = "no such task of yours", body = ErrorBody), (status = 409, description = "If-Match names a stale version; nothing changed", body = ErrorBody), (status = 400, description = "malformed body", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not application/json", body = ErrorBody), (status = 422, description = "a field is invalid", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
 pub async fn patch_task(
     State(st): State<AppState>,
     Me(me): Me,

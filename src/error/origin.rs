@@ -148,7 +148,8 @@ impl UrlOrigin {
                 "; note: {variable} comes from {file}, where dotenvy expanded a $NAME in its \
                  value (unquoted and double-quoted values replace $NAME and ${{NAME}} with that \
                  variable, or with nothing when it is unset): if the value itself contains a $, \
-                 write it in single quotes ({variable}='...') or escape it as \\$"
+                 write the value in {file} in single quotes ('...', taken literally) or \
+                 escape each $ as \\$"
             ));
         }
         advice
@@ -181,6 +182,9 @@ mod tests {
             a.contains("DATABASE_PASSWORD comes from .env") && a.contains("single quotes"),
             "{a}"
         );
+        // The advice reaches the user through the scrubber, and must survive it whole (it
+        // read "DATABASE_PASSWORD=***'...'" when it spelt out VAR='...').
+        assert_eq!(crate::redact::scrub(&a), a);
         // A password's expansion says nothing about an unknown database.
         let a = expanded.advice(ConnectFailure::UnknownDatabase);
         assert!(!a.contains("dotenvy"), "{a}");

@@ -196,7 +196,9 @@ fn mask_userinfo(s: &str) -> String {
     out
 }
 
-/// `password=secret` (libpq key/value form or URL query) → `password=***`.
+/// `password=secret` (libpq key/value form or URL query) → `password=***`; a quoted value
+/// (`password='top secret'`, libpq's key/value quoting) is masked whole, quotes included. An
+/// empty value (`password=` before a space, `&` or the end) carries nothing and is left as is.
 fn mask_key_value(s: &str, key: &str) -> String {
     let lower = s.to_ascii_lowercase();
     let needle = format!("{key}=");
@@ -205,11 +207,20 @@ fn mask_key_value(s: &str, key: &str) -> String {
     let mut search = 0;
     while let Some(found) = lower[search..].find(&needle) {
         let value_start = search + found + needle.len();
-        let value_end = s[value_start..]
-            .find(|c: char| c.is_whitespace() || c == '&' || c == '"' || c == '\'')
-            .map_or(s.len(), |e| value_start + e);
+        let rest = &s[value_start..];
+        let value_end = match rest.chars().next() {
+            // Up to the closing quote, or to the end when there is none.
+            Some(q @ ('\'' | '"')) => rest[1..]
+                .find(q)
+                .map_or(s.len(), |e| value_start + 1 + e + 1),
+            _ => rest
+                .find(|c: char| c.is_whitespace() || c == '&' || c == '"' || c == '\'')
+                .map_or(s.len(), |e| value_start + e),
+        };
         out.push_str(&s[last..value_start]);
-        out.push_str(MASK);
+        if value_end > value_start {
+            out.push_str(MASK);
+        }
         last = value_end;
         search = value_end;
     }
@@ -242,6 +253,18 @@ mod tests {
         let s =
             scrub("missing \"=\" after \"host=h password=topsecret\" in connection info string");
         assert!(!s.contains("topsecret"), "{s}");
+    }
+
+    #[test]
+    fn scrub_masks_quoted_key_values_whole_and_leaves_empty_ones() {
+        let s = scrub("missing \"=\" after \"host=h password='Top Secret9' x\"");
+        assert!(!s.contains("Top") && !s.contains("Secret9"), "{s}");
+        let s = scrub("host=h password=\"Dq-Secret7 x\" port=1");
+        assert!(!s.contains("Dq-Secret7") && s.contains("port=1"), "{s}");
+        let s = scrub("host=h password='Unclosed-Secret5");
+        assert!(!s.contains("Unclosed-Secret5"), "{s}");
+        assert_eq!(scrub("password=&user=u"), "password=&user=u");
+        assert_eq!(scrub("password= x"), "password= x");
     }
 
     #[test]

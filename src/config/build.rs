@@ -147,6 +147,9 @@ fn with_password(
 ) -> UrlOrigin {
     if let Some(p) = password {
         origin = origin.with_password(p.variable);
+        if p.value.trim() != p.value {
+            origin = origin.with_padded_password();
+        }
     }
     for name in [url_variable, "DATABASE_PASSWORD"] {
         if let Some(file) = values.expanded_in(name) {
@@ -337,6 +340,46 @@ mod tests {
             c.pool.acquire_timeout,
             Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS)
         );
+    }
+
+    #[test]
+    fn a_password_with_surrounding_whitespace_is_noted_on_authentication_failures() {
+        use crate::error::ConnectFailure;
+        let dir = std::env::temp_dir().join(format!("ts_padded_pw_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        for (content, padded) in [("Pw-x1 \n", true), ("Pw-x1\r\n", false), ("Pw-x1\n", false)] {
+            std::fs::write(&file, content).unwrap();
+            let c = Config::from_vars([
+                ("DATABASE_URL", "postgres://app@127.0.0.1:1/db"),
+                ("DATABASE_PASSWORD_FILE", file.to_str().unwrap()),
+            ])
+            .unwrap();
+            let a = c
+                .database_url
+                .origin()
+                .advice(ConnectFailure::Authentication);
+            assert_eq!(
+                a.contains("begins or ends with whitespace"),
+                padded,
+                "{content:?}: {a}"
+            );
+            assert!(!a.contains("Pw-x1"), "{a}");
+        }
+        let c = Config::from_vars([
+            ("DATABASE_URL", "postgres://app@127.0.0.1:1/db"),
+            ("DATABASE_PASSWORD", "\tPw-x2"),
+        ])
+        .unwrap();
+        let a = c
+            .database_url
+            .origin()
+            .advice(ConnectFailure::Authentication);
+        assert!(
+            a.contains("the password in DATABASE_PASSWORD begins or ends"),
+            "{a}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct UrlOrigin {
     /// Variables among the two above whose value came from a `.env` file where dotenvy expanded
     /// a `$NAME` in it, with that file's name.
     expanded: Vec<(String, String)>,
+    /// The password (from `password`'s variable) begins or ends with whitespace: a space
+    /// written into a secret file by accident is part of the password libpq sends.
+    padded_password: bool,
 }
 
 impl Default for UrlOrigin {
@@ -39,6 +42,7 @@ impl UrlOrigin {
             url_on_command_line: false,
             password: None,
             expanded: Vec::new(),
+            padded_password: false,
         }
     }
 
@@ -61,6 +65,13 @@ impl UrlOrigin {
     #[must_use]
     pub(crate) fn with_expanded(mut self, variable: &str, file: &str) -> Self {
         self.expanded.push((variable.to_owned(), file.to_owned()));
+        self
+    }
+
+    /// The same origin, noting that the password begins or ends with whitespace.
+    #[must_use]
+    pub(crate) fn with_padded_password(mut self) -> Self {
+        self.padded_password = true;
         self
     }
 
@@ -148,7 +159,18 @@ impl UrlOrigin {
                 "; note: {variable} comes from {file}, where dotenvy expanded a $NAME in its \
                  value (unquoted and double-quoted values replace $NAME and ${{NAME}} with that \
                  variable, or with nothing when it is unset): if the value itself contains a $, \
-                 write it in single quotes ({variable}='...') or escape it as \\$"
+                 write the value in {file} in single quotes ('...', taken literally) or \
+                 escape each $ as \\$"
+            ));
+        }
+        if kind == C::Authentication
+            && self.padded_password
+            && let Some(password) = self.password_place()
+        {
+            advice.push_str(&format!(
+                "; note: the password in {password} begins or ends with whitespace (a space, \
+                 tab or carriage return), which is sent as part of the password: remove it if \
+                 it is not meant to be there (a secret file may end with one newline only)"
             ));
         }
         advice
@@ -180,6 +202,22 @@ mod tests {
         assert!(
             a.contains("DATABASE_PASSWORD comes from .env") && a.contains("single quotes"),
             "{a}"
+        );
+        // The advice reaches the user through the scrubber, and must survive it whole (it
+        // read "DATABASE_PASSWORD=***'...'" when it spelt out VAR='...').
+        assert_eq!(crate::redact::scrub(&a), a);
+        let padded = UrlOrigin::url("DATABASE_URL")
+            .with_password("DATABASE_PASSWORD_FILE")
+            .with_padded_password();
+        let a = padded.advice(ConnectFailure::Authentication);
+        assert!(
+            a.contains("the password in the file named by DATABASE_PASSWORD_FILE begins or ends with whitespace"),
+            "{a}"
+        );
+        assert!(
+            !padded
+                .advice(ConnectFailure::Refused)
+                .contains("whitespace")
         );
         // A password's expansion says nothing about an unknown database.
         let a = expanded.advice(ConnectFailure::UnknownDatabase);

@@ -119,7 +119,10 @@ fn unusable_secret_files_say_what_to_do() {
         let text = error_for(content);
         assert!(text.contains("DATABASE_PASSWORD_FILE"), "{text}");
         assert!(text.contains(advice), "{content:?}: {text}");
-        assert!(!text.contains("pw-Line-1") && !text.contains("line-2"), "{text}");
+        assert!(
+            !text.contains("pw-Line-1") && !text.contains("line-2"),
+            "{text}"
+        );
     }
 }
 

@@ -194,8 +194,7 @@ fn postgres_migrating_as_the_runtime_role_says_to_set_the_migration_url() {
     let roles = Roles::start();
     let app = roles.url_as("taskstore_app");
     let err = Database::connect(&Config::from_vars([("DATABASE_URL", app.as_str())]).unwrap())
-        .err()
-        .expect("the runtime role cannot create the migration tables");
+        .expect_err("the runtime role cannot create the migration tables");
     let text = err.to_string();
     assert!(matches!(err, taskstore::Error::Migration(_)), "{err:?}");
     assert!(text.contains("permission denied"), "{text}");

@@ -90,6 +90,42 @@ fn conflicting_or_missing_secret_files_are_clear_errors() {
     );
 }
 
+/// A secret file that is missing, empty (caught while a rotation rewrites it) or has a second
+/// line: the error names the variable and what to do, never the content.
+#[test]
+fn unusable_secret_files_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pw");
+    let error_for = |content: Option<&str>| {
+        match content {
+            Some(text) => std::fs::write(&path, text).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        Config::from_vars([
+            ("DATABASE_URL", "postgres://app@db.internal/tasks"),
+            ("DATABASE_PASSWORD_FILE", path.to_str().unwrap()),
+        ])
+        .unwrap_err()
+        .to_string()
+    };
+    for (content, advice) in [
+        (None, "check the path"),
+        (Some(""), "write the secret into it"),
+        (Some("\n"), "write the secret into it"),
+        (Some("pw-Line-1\nline-2\n"), "remove the other lines"),
+    ] {
+        let text = error_for(content);
+        assert!(text.contains("DATABASE_PASSWORD_FILE"), "{text}");
+        assert!(text.contains(advice), "{content:?}: {text}");
+        assert!(
+            !text.contains("pw-Line-1") && !text.contains("line-2"),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn every_numeric_variable_names_itself_when_malformed() {
     for var in [

@@ -335,3 +335,53 @@ fn postgres_pgbouncer_session_timeouts_hold_inside_transactions() {
         .expect("show inside");
     assert_eq!(inside, ["5s", "300ms", "1min"]);
 }
+
+/// `taskstore health` (and `migrate status`) through the pooler leave nothing on the server
+/// session: their read-only setting used to be a session `SET`, which PgBouncer handed on with
+/// the server session, so every later write through it failed with "cannot execute INSERT in a
+/// read-only transaction". One server session, so the probe and the writes share it.
+#[test]
+fn postgres_pgbouncer_health_probe_leaves_no_read_only_session_behind() {
+    init_capture();
+    let cluster = Cluster::start(&[]);
+    cluster.psql("postgres", "CREATE DATABASE app");
+    let pooler = Pgbouncer::start_transaction_mode(&cluster, 1);
+    let config = Config::from_vars([
+        ("DATABASE_URL", pooler.url_for("app").as_str()),
+        ("DATABASE_MIGRATION_URL", cluster.url_for("app").as_str()),
+        ("DATABASE_PREPARED_STATEMENTS", "false"),
+        ("DATABASE_POOL_MAX_SIZE", "1"),
+        ("DATABASE_POOL_MIN_IDLE", "0"),
+    ])
+    .expect("configuration");
+    let db = Database::connect(&config).expect("connect through the pooler");
+    for round in 0..3 {
+        let probe = taskstore::health::probe(&config).expect("health through the pooler");
+        assert!(probe.migrations.is_current(), "round {round}: {probe:?}");
+        let status =
+            taskstore::conn::open_read_only(&config, config.database_url()).and_then(|mut c| {
+                taskstore::migrate::status(&mut c)?;
+                show(&mut c, "default_transaction_read_only")
+            });
+        // The pooler drops the startup setting: nothing to assert about it here but that the
+        // session answers.
+        status.expect("a status check through the pooler");
+        let user = common::factories::user(&db);
+        common::factories::task(&db, user.id, "written after a health check");
+        assert_eq!(
+            db.run(|c| show(c, "default_transaction_read_only"))
+                .expect("show"),
+            "off",
+            "round {round}: a health check's read-only setting reached another client"
+        );
+    }
+    // Direct, the startup setting makes the check's session read-only.
+    let direct = Config::from_vars([("DATABASE_URL", cluster.url_for("app").as_str())])
+        .expect("configuration");
+    let mut conn =
+        taskstore::conn::open_read_only(&direct, direct.database_url()).expect("direct check");
+    assert_eq!(
+        show(&mut conn, "default_transaction_read_only").expect("show"),
+        "on"
+    );
+}

@@ -186,3 +186,18 @@ fn postgres_runtime_role_cannot_change_the_schema_or_its_role() {
         "1"
     );
 }
+
+/// A new user who forgets `DATABASE_MIGRATION_URL` migrates as the runtime role: refused by the
+/// server, and the error says to set `DATABASE_MIGRATION_URL` to the owner's URL.
+#[test]
+fn postgres_migrating_as_the_runtime_role_says_to_set_the_migration_url() {
+    let roles = Roles::start();
+    let app = roles.url_as("taskstore_app");
+    let err = Database::connect(&Config::from_vars([("DATABASE_URL", app.as_str())]).unwrap())
+        .expect_err("the runtime role cannot create the migration tables");
+    let text = err.to_string();
+    assert!(matches!(err, taskstore::Error::Migration(_)), "{err:?}");
+    assert!(text.contains("permission denied"), "{text}");
+    assert!(text.contains("set DATABASE_MIGRATION_URL"), "{text}");
+    assert!(text.contains("docs/roles.sql"), "{text}");
+}

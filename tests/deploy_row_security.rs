@@ -279,3 +279,29 @@ fn postgres_row_security_unset_owner_sees_nothing() {
         "t"
     );
 }
+
+/// A write by a member of the group that does not name the owner (what the `taskstore` command
+/// does) is refused by the policy, and the error says why and what to do, not only PostgreSQL's
+/// "new row violates row-level security policy".
+#[test]
+fn postgres_row_security_unscoped_write_says_what_to_do() {
+    let shape = Shape::start();
+    let user = common::factories::user(&shape.owner);
+    let err = shape
+        .app
+        .tasks()
+        .create(
+            user.id,
+            &NewTask {
+                title: "unscoped",
+                description: None,
+                priority: None,
+            },
+        )
+        .expect_err("the policy refuses a write outside an owner-scoped transaction");
+    let text = err.to_string();
+    assert!(text.contains("row-level security policy"), "{text}");
+    assert!(text.contains("TxOptions::owner"), "{text}");
+    assert!(text.contains("docs/row-security.sql"), "{text}");
+    assert_eq!(shape.owner.tasks().stats(user.id).expect("stats").total, 0);
+}

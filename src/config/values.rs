@@ -202,8 +202,15 @@ pub(super) struct Secret {
 /// empty one) is refused rather than glued onto the value: a stray line is a common accident,
 /// and may itself be a secret, so the error shows nothing of the content.
 pub(super) fn read_secret_file(variable: &'static str, path: &str, is_url: bool) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::config(variable, format!("cannot read the file {path:?}: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::config(
+            variable,
+            format!(
+                "cannot read the file {path:?}: {e}; check the path (a relative one is resolved \
+                 against the working directory) and that this process may read the file"
+            ),
+        )
+    })?;
     let value = text
         .strip_suffix("\r\n")
         .or_else(|| text.strip_suffix('\n'))
@@ -215,7 +222,7 @@ pub(super) fn read_secret_file(variable: &'static str, path: &str, is_url: bool)
         return Err(Error::config(
             variable,
             format!(
-                "the file {path:?} has more than one line; a secret file holds one value and at most one trailing newline"
+                "the file {path:?} has more than one line; a secret file holds one value and at most one trailing newline: remove the other lines"
             ),
         ));
     }
@@ -227,7 +234,10 @@ pub(super) fn read_secret_file(variable: &'static str, path: &str, is_url: bool)
     if value.is_empty() {
         return Err(Error::config(
             variable,
-            format!("the file {path:?} is empty"),
+            format!(
+                "the file {path:?} is empty; write the secret into it, on one line (if it is \
+                 being rewritten, run again once it is)"
+            ),
         ));
     }
     Ok(value)

@@ -92,7 +92,9 @@ pub fn open(config: &Config, url: &DatabaseUrl) -> Result<DbConnection> {
 /// Opens one connection to `url` that cannot write, for checks that must leave the database as
 /// they found it (`taskstore health`, `migrate status`). On SQLite the file is opened read-only
 /// (`mode=ro`) and never created, and its journal mode is left alone (switching an empty file to
-/// WAL writes its header); on PostgreSQL the session is set `default_transaction_read_only`.
+/// WAL writes its header); on PostgreSQL the session gets `default_transaction_read_only` in its
+/// startup packet, never by a `SET` that a transaction-mode pooler would hand on to other
+/// clients (such a pooler drops the startup setting, so there the check relies on reading only).
 /// Otherwise like [`open`]: one attempt, no pool.
 ///
 /// # Errors
@@ -117,11 +119,9 @@ pub fn open(config: &Config, url: &DatabaseUrl) -> Result<DbConnection> {
 pub fn open_read_only(config: &Config, url: &DatabaseUrl) -> Result<DbConnection> {
     match url.backend() {
         BackendKind::Postgres => {
-            let mut conn = open(config, url)?;
-            // A session setting, no user input: nothing can be spliced into it.
-            conn.batch_execute("SET default_transaction_read_only = on")
-                .map_err(|e| ConnectError::from_message(&e.to_string()))?;
-            Ok(conn)
+            // In the startup packet, not a `SET`: see `libpq_params`.
+            let connector = Connector::new_read_only(url, config.pool(), config.session());
+            Ok(connector.open()?.conn)
         }
         BackendKind::Sqlite if url.is_memory() => open(config, url),
         BackendKind::Sqlite => {
@@ -259,8 +259,27 @@ fn establish_lock(target: &Target) -> Arc<Mutex<()>> {
 
 impl Connector {
     pub fn new(url: &DatabaseUrl, pool: &PoolConfig, session: &SessionConfig) -> Self {
-        let params = libpq_params(pool, session, false);
-        let english_params = libpq_params(pool, session, true);
+        Self::with_access(url, pool, session, Access::ReadWrite)
+    }
+
+    /// Like [`Connector::new`], for sessions that must not write: on PostgreSQL
+    /// `default_transaction_read_only` travels in the startup packet (see [`libpq_params`]).
+    pub(crate) fn new_read_only(
+        url: &DatabaseUrl,
+        pool: &PoolConfig,
+        session: &SessionConfig,
+    ) -> Self {
+        Self::with_access(url, pool, session, Access::ReadOnly)
+    }
+
+    fn with_access(
+        url: &DatabaseUrl,
+        pool: &PoolConfig,
+        session: &SessionConfig,
+        access: Access,
+    ) -> Self {
+        let params = libpq_params(pool, session, false, access);
+        let english_params = libpq_params(pool, session, true, access);
         let english_url = url.with_libpq_params(&english_params);
         let reload = url.reload().cloned();
         let origin = url.origin().clone();
@@ -580,13 +599,27 @@ pub(super) fn pragma_busy_timeout(millis: u64) -> String {
     sql
 }
 
+/// Whether a connector's sessions may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    /// `default_transaction_read_only=on` in the startup packet.
+    ReadOnly,
+}
+
 /// libpq parameters added to every PostgreSQL URL (values the user put in the URL win);
 /// `english` adds `lc_messages=C`, which only a superuser or a role granted `SET` on it may
-/// send (anyone else's connection is refused).
+/// send (anyone else's connection is refused); [`Access::ReadOnly`] adds
+/// `default_transaction_read_only=on`. Settings go in the startup packet, never as a `SET`:
+/// behind a transaction-mode pooler a `SET` stays on the server session, which the pooler then
+/// hands to other clients (a read-only one made their writes fail with SQLSTATE 25006), while
+/// the pooler drops startup `options` (PgBouncer's `ignore_startup_parameters`) and so leaks
+/// nothing.
 fn libpq_params(
     pool: &PoolConfig,
     session: &SessionConfig,
     english: bool,
+    access: Access,
 ) -> Vec<(&'static str, String)> {
     let secs = pool.connect_timeout.as_millis().div_ceil(1000).max(2);
     let ms = |d: Duration| d.as_millis().to_string();
@@ -607,7 +640,10 @@ fn libpq_params(
     }
     if english {
         // In the startup packet, so that the session's `RESET ALL` keeps it.
-        options.push_str("-c lc_messages=C");
+        options.push_str("-c lc_messages=C ");
+    }
+    if access == Access::ReadOnly {
+        options.push_str("-c default_transaction_read_only=on");
     }
     vec![
         ("connect_timeout", secs.to_string()),

@@ -113,9 +113,25 @@ fn database_error(kind: DatabaseErrorKind, message: String, constraint: Option<S
             reason: format!("refused by the database: {message}"),
         },
         Runtime::QueryTimeout => Error::QueryTimeout { message },
-        Runtime::Database(kind) => Error::Database { kind, message },
+        Runtime::Database(kind) => {
+            let message = if message.contains("row-level security policy") {
+                format!("{message}; {ROW_SECURITY_ADVICE}")
+            } else {
+                message
+            };
+            Error::Database { kind, message }
+        }
     }
 }
+
+/// What to do when a row-level security policy refused a write (SQLSTATE 42501, "new row
+/// violates row-level security policy"): the session's role is under `docs/row-security.sql`
+/// and the transaction did not name its owner.
+const ROW_SECURITY_ADVICE: &str = "this role is a member of taskstore_row_security \
+    (docs/row-security.sql), which writes and sees only the rows whose user_id is the \
+    transaction's owner: open the transaction with Database::with_transaction_opts and \
+    TxOptions::owner, or connect as a role outside that group (the `taskstore` command and \
+    `serve` do not name the owner)";
 
 impl From<DieselError> for Error {
     fn from(err: DieselError) -> Self {

@@ -150,7 +150,10 @@ pub enum MigrateError {
     },
 
     /// A migration's `down.sql` (or its bookkeeping) failed.
-    #[error("reverting migration {name} failed: {message}")]
+    #[error(
+        "reverting migration {name} failed: {message}{}",
+        privilege_advice(message)
+    )]
     RevertFailed {
         /// Its version.
         version: String,
@@ -169,18 +172,43 @@ pub enum MigrateError {
 
     /// The bookkeeping around the migrations failed: creating or reading Diesel's table or the
     /// checksum table, or committing SQLite's run.
-    #[error("migration bookkeeping failed: {message}")]
+    #[error("migration bookkeeping failed: {message}{}", privilege_advice(message))]
     Bookkeeping {
         /// The database's message, scrubbed of secrets.
         message: String,
     },
 }
 
+/// What to do when the migration connection's role may not create or change the schema: the
+/// runtime role of a least-privilege deployment (`docs/roles.sql`) migrating because
+/// `DATABASE_MIGRATION_URL` is unset.
+const PRIVILEGE_ADVICE: &str = "the migration connection's role lacks the privilege: migrations \
+     run as the role of DATABASE_MIGRATION_URL (DATABASE_URL when it is unset), which must own \
+     the schema; set DATABASE_MIGRATION_URL to the owner's URL (taskstore_owner in \
+     docs/roles.sql) and run again";
+
+/// PostgreSQL's "permission denied for ..." and "must be owner of ..." (SQLSTATE 42501 and its
+/// ownership form), from the lower-cased message.
+fn lacks_privilege(lowercase_message: &str) -> bool {
+    lowercase_message.contains("permission denied") || lowercase_message.contains("must be owner")
+}
+
+/// `"; "` and [`PRIVILEGE_ADVICE`] when `message` is a privilege error, else nothing.
+fn privilege_advice(message: &str) -> String {
+    if lacks_privilege(&message.to_ascii_lowercase()) {
+        format!("; {PRIVILEGE_ADVICE}")
+    } else {
+        String::new()
+    }
+}
+
 /// What to do about a failed `up.sql`, from PostgreSQL's message (kept in English, see
 /// `error::classify`).
 fn apply_advice(message: &str) -> &'static str {
     let m = message.to_ascii_lowercase();
-    if m.contains("cannot run inside a transaction block") {
+    if lacks_privilege(&m) {
+        PRIVILEGE_ADVICE
+    } else if m.contains("cannot run inside a transaction block") {
         "move that statement into a migration of its own whose metadata.toml says \
          run_in_transaction = false, one statement per such migration (PostgreSQL runs several \
          statements sent together as one transaction); `taskstore migrate check DIR` reports this"

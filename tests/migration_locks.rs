@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,17 +23,7 @@ const WORKERS: usize = 8;
 
 /// A migration directory: the product's PostgreSQL migrations plus one that alters `tasks`.
 fn directory_with_alter() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let product = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
-    for entry in std::fs::read_dir(&product).unwrap() {
-        let entry = entry.unwrap();
-        let to = dir.path().join(entry.file_name());
-        std::fs::create_dir(&to).unwrap();
-        for file in std::fs::read_dir(entry.path()).unwrap() {
-            let file = file.unwrap();
-            std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
-        }
-    }
+    let dir = common::migrations::product_copy("postgres");
     let extra = dir.path().join("2099-01-01-000001_add_tasks_note");
     std::fs::create_dir(&extra).unwrap();
     std::fs::write(

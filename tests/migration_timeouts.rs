@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::PgTestDb;
 use diesel::prelude::*;
 use taskstore::migrate::{self, MigrateError, Migrator};
@@ -16,17 +14,7 @@ use taskstore::{Config, Database, Error};
 /// `run_in_transaction = false`, each sleeping 1.5 s (longer than the 300 ms statement timeout
 /// the tests configure for the pool).
 fn directory() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let product = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
-    for entry in std::fs::read_dir(&product).unwrap() {
-        let entry = entry.unwrap();
-        let to = dir.path().join(entry.file_name());
-        std::fs::create_dir(&to).unwrap();
-        for file in std::fs::read_dir(entry.path()).unwrap() {
-            let file = file.unwrap();
-            std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
-        }
-    }
+    let dir = common::migrations::product_copy("postgres");
     let slow_tx = dir.path().join("2099-01-01-000001_slow_backfill");
     std::fs::create_dir(&slow_tx).unwrap();
     std::fs::write(

@@ -17,19 +17,7 @@ use taskstore::{Config, Database, Error};
 
 /// The product's migrations for `backend` plus one non-transactional step with `up`/`down`.
 fn directory(backend: &str, up: &str, down: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let product = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(backend);
-    for entry in std::fs::read_dir(&product).unwrap() {
-        let entry = entry.unwrap();
-        let to = dir.path().join(entry.file_name());
-        std::fs::create_dir(&to).unwrap();
-        for file in std::fs::read_dir(entry.path()).unwrap() {
-            let file = file.unwrap();
-            std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
-        }
-    }
+    let dir = common::migrations::product_copy(backend);
     let extra = dir.path().join("2099-01-01-000001_index_tasks_title");
     std::fs::create_dir(&extra).unwrap();
     std::fs::write(extra.join("up.sql"), up).unwrap();

@@ -13,6 +13,7 @@ pub mod cli_env;
 pub mod cluster;
 pub mod deploy;
 pub mod factories;
+pub mod migrations;
 pub mod outage;
 pub mod replica;
 

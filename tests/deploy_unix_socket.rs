@@ -291,3 +291,64 @@ fn postgres_unix_socket_empty_authority_frozen_server_deadline() {
 fn postgres_unix_socket_encoded_host_frozen_server_deadline() {
     frozen_server(Form::EncodedHost);
 }
+
+/// The application opens connections of its own to the same server (outside the layer) while
+/// the pool opens its: every pool connection still has its socket found, so the deadline
+/// holds for each. Ten pools of eight connections each are opened while another thread
+/// connects and disconnects every few milliseconds.
+#[test]
+fn postgres_unix_socket_sockets_found_while_the_application_connects_too() {
+    use diesel::Connection;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    const ROUNDS: usize = 10;
+    const POOL: usize = 8;
+    let cluster = Cluster::start(&["max_connections = 40"]);
+    let url = Form::HostParameter.url(&cluster, "postgres");
+    let before = socket_not_found_warnings();
+    let stop = AtomicBool::new(false);
+    let foreign = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let own = diesel::PgConnection::establish(&url).expect("the application's connect");
+                foreign.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(i * 7 % 11));
+                drop(own);
+                std::thread::sleep(Duration::from_millis(i * 5 % 13 + 5));
+            }
+        });
+        for round in 0..ROUNDS {
+            init_capture();
+            let config = Config::from_vars([
+                ("DATABASE_URL", url.as_str()),
+                ("DATABASE_POOL_MAX_SIZE", &POOL.to_string()),
+                ("DATABASE_ACQUIRE_TIMEOUT_MS", "5000"),
+            ])
+            .expect("configuration");
+            let db = Database::connect(&config)
+                .unwrap_or_else(|e| panic!("round {round}: connect: {e}"));
+            let held: Vec<_> = (0..POOL)
+                .map(|i| {
+                    db.conn()
+                        .unwrap_or_else(|e| panic!("round {round}: connection {i}: {e}"))
+                })
+                .collect();
+            drop(held);
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let missed = socket_not_found_warnings() - before;
+    println!(
+        "DEPLOY-FIGURE sockets found while the application connects too: {} pool connections \
+         opened during {} of the application's own connects; {missed} without their socket",
+        ROUNDS * POOL,
+        foreign.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        missed, 0,
+        "{missed} pool connections were kept without their socket found (no client-side deadline)"
+    );
+}

@@ -242,6 +242,14 @@ impl std::fmt::Debug for Peer {
     }
 }
 
+/// How many times a connection is opened before it is kept without its socket found: each
+/// try that another connect to the same target overlapped is closed and made again.
+const SOCKET_TRIES: usize = 10;
+/// The first delay before a further try; doubling, jittered ([`Backoff`]), up to
+/// [`SOCKET_RETRY_CAP`]. Ten tries wait at most about a quarter of a second in all.
+const SOCKET_RETRY_BASE: Duration = Duration::from_millis(2);
+const SOCKET_RETRY_CAP: Duration = Duration::from_millis(40);
+
 /// One lock per target: connects to one target run one at a time, so that the socket a
 /// connect created is the only new one leading there (the diff is unambiguous). A healthy
 /// server completes a connect in milliseconds; a silent one makes every connect to it wait for
@@ -496,22 +504,38 @@ impl Connector {
         let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut found = None;
         let mut conn = None;
-        // A second try when a connect outside the layer (the application's own) overlapped.
-        for _ in 0..2 {
-            drop(conn.take());
+        // The layer's own connects to one target are serialised by the lock above, so a
+        // second new socket to the same target is the application's own connect (outside the
+        // layer) overlapping this one. Each further try waits a jittered, growing delay first,
+        // so that it falls between the application's connects rather than in step with them.
+        let mut delays = Backoff::new(SOCKET_RETRY_BASE, SOCKET_RETRY_CAP);
+        for attempt in 0..SOCKET_TRIES {
+            if let Some(overlapped) = conn.take() {
+                drop(overlapped);
+                std::thread::sleep(delays.next().unwrap_or(SOCKET_RETRY_CAP));
+            }
             let before = socket::sockets();
             let c = self.establish(&current, english)?;
             found = socket::claim_new_socket(&before, target);
             conn = Some(c);
             if found.is_some() {
+                if attempt > 0 {
+                    tracing::debug!(
+                        tries = attempt + 1,
+                        "found the socket of a new connection after connects outside the \
+                         layer overlapped"
+                    );
+                }
                 break;
             }
         }
         let mut conn = conn.expect("established at least once");
         if found.is_none() {
             tracing::warn!(
-                "could not find the socket of a new connection; its statements are bounded \
-                 only by the server's timeouts"
+                tries = SOCKET_TRIES,
+                "could not find the socket of a new connection (the application's own connects \
+                 to the same server overlapped each try); its statements are bounded only by \
+                 the server's timeouts, not by the client-side deadline"
             );
         }
         let slot = match &mut conn {

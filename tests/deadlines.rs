@@ -19,7 +19,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier, Mutex, Once, mpsc};
+use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, wait_for};
@@ -53,7 +53,7 @@ fn config(url: &str, extra: &[(&str, &str)]) -> Config {
 }
 
 fn connect(url: &str, extra: &[(&str, &str)]) -> Database {
-    init_capture();
+    common::capture::init();
     Database::connect(&config(url, extra)).expect("connect to the throw-away cluster")
 }
 
@@ -67,45 +67,6 @@ fn ms(d: Duration) -> u128 {
 
 fn figure(line: impl std::fmt::Display) {
     eprintln!("FAULT-FIGURE {line}");
-}
-
-/// Every log line of this test process (also echoed to stderr).
-static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct CaptureWriter;
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf).into_owned();
-        eprint!("{text}");
-        LOG.lock().unwrap_or_else(|e| e.into_inner()).push(text);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Logs go to [`LOG`] (the leak test reads them) instead of `common::init_tracing`'s writer.
-fn init_capture() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let filter = std::env::var("TASKSTORE_LOG").unwrap_or_else(|_| "warn".into());
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .with_writer(|| CaptureWriter)
-            .try_init();
-    });
-}
-
-fn log_lines_containing(needle: &str) -> Vec<String> {
-    LOG.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|l| l.contains(needle))
-        .cloned()
-        .collect()
 }
 
 /// Item 7: every error's text is one line.
@@ -1094,11 +1055,11 @@ fn item6_leaks_are_reported_while_held() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let held_lines_while_out = log_lines_containing(&held_at).len();
-    let lost_lines = log_lines_containing(&lost_at).len();
+    let held_lines_while_out = common::capture::lines_containing(&held_at).len();
+    let lost_lines = common::capture::lines_containing(&lost_at).len();
     let leaks_while_out = db.stats().leaks - before;
     drop(held);
-    let held_lines_after = log_lines_containing(&held_at).len();
+    let held_lines_after = common::capture::lines_containing(&held_at).len();
     let leaks_after = db.stats().leaks - before;
     let show = |d: Option<Duration>| d.map_or("never".into(), |d| format!("{} ms", ms(d)));
     figure(format_args!(

@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::sync::{Arc, Barrier, Mutex, Once};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
@@ -25,34 +25,6 @@ use taskstore::{Config, Database, Error};
 /// Server sessions PgBouncer keeps per database and user: fewer than the layer's pool.
 const SERVER_SESSIONS: u32 = 2;
 
-/// Every log line of this test process (also echoed to stderr).
-static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct CaptureWriter;
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf).into_owned();
-        eprint!("{text}");
-        LOG.lock().unwrap_or_else(|e| e.into_inner()).push(text);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn init_capture() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
-            .with_ansi(false)
-            .with_writer(|| CaptureWriter)
-            .try_init();
-    });
-}
-
 /// A cluster with database `app` and a transaction-mode pooler in front of it.
 struct Shape {
     cluster: Cluster,
@@ -61,7 +33,7 @@ struct Shape {
 
 impl Shape {
     fn start() -> Self {
-        init_capture();
+        common::capture::init();
         let cluster = Cluster::start(&[]);
         cluster.psql("postgres", "CREATE DATABASE app");
         let pooler = Pgbouncer::start_transaction_mode(&cluster, SERVER_SESSIONS);
@@ -224,7 +196,7 @@ fn postgres_pgbouncer_eight_concurrent_starters_apply_each_migration_once() {
 /// next client's transaction runs on the same server session.
 #[test]
 fn postgres_pgbouncer_session_state_stays_inside_its_transaction() {
-    init_capture();
+    common::capture::init();
     let cluster = Cluster::start(&[]);
     cluster.psql("postgres", "CREATE DATABASE app");
     let pooler = Pgbouncer::start_transaction_mode(&cluster, 1);
@@ -289,13 +261,9 @@ fn postgres_pgbouncer_session_timeouts_hold_inside_transactions() {
         ("DATABASE_STATEMENT_TIMEOUT_MS", "5000"),
     ]);
     assert!(
-        LOG.lock()
-            .unwrap_or_else(|e| e.into_inner())
+        common::capture::lines_containing("the session timeouts did not reach the server")
             .iter()
-            .any(
-                |l| l.contains("the session timeouts did not reach the server")
-                    && l.contains("ALTER ROLE")
-            ),
+            .any(|l| l.contains("ALTER ROLE")),
         "start-up did not warn that the pooler dropped the session timeouts"
     );
     let user = common::factories::user(&db);
@@ -342,7 +310,7 @@ fn postgres_pgbouncer_session_timeouts_hold_inside_transactions() {
 /// read-only transaction". One server session, so the probe and the writes share it.
 #[test]
 fn postgres_pgbouncer_health_probe_leaves_no_read_only_session_behind() {
-    init_capture();
+    common::capture::init();
     let cluster = Cluster::start(&[]);
     cluster.psql("postgres", "CREATE DATABASE app");
     let pooler = Pgbouncer::start_transaction_mode(&cluster, 1);

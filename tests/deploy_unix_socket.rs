@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::sync::{Mutex, Once, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
@@ -58,45 +58,13 @@ impl Form {
     }
 }
 
-/// Every log line of this test process (also echoed to stderr).
-static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct CaptureWriter;
-
-impl std::io::Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf).into_owned();
-        eprint!("{text}");
-        LOG.lock().unwrap_or_else(|e| e.into_inner()).push(text);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn init_capture() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
-            .with_ansi(false)
-            .with_writer(|| CaptureWriter)
-            .try_init();
-    });
-}
-
 /// The watchdog's warning when it cannot find a connection's socket.
 fn socket_not_found_warnings() -> usize {
-    LOG.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|l| l.contains("could not find the socket"))
-        .count()
+    common::capture::lines_containing("could not find the socket").len()
 }
 
 fn connect(url: &str) -> Database {
-    init_capture();
+    common::capture::init();
     let config = Config::from_vars([
         ("DATABASE_URL", url),
         (
@@ -321,7 +289,7 @@ fn postgres_unix_socket_sockets_found_while_the_application_connects_too() {
             }
         });
         for round in 0..ROUNDS {
-            init_capture();
+            common::capture::init();
             let config = Config::from_vars([
                 ("DATABASE_URL", url.as_str()),
                 ("DATABASE_POOL_MAX_SIZE", &POOL.to_string()),

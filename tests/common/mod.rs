@@ -9,6 +9,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod capture;
 pub mod cli_env;
 pub mod cluster;
 pub mod deploy;

@@ -41,6 +41,24 @@ pub fn as_server_user(cmd: &str) -> Command {
     }
 }
 
+/// A temporary directory for a cluster's files, owned by the server's user when the tests
+/// run as root (initdb and pg_basebackup refuse to write a data directory they do not own).
+pub fn server_tempdir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("tempdir");
+    if unsafe { libc::geteuid() } == 0 {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown");
+        assert!(status.success());
+    }
+    dir
+}
+
 impl Cluster {
     /// `initdb` + start, with `extra_conf` lines appended to postgresql.conf.
     pub fn start(extra_conf: &[&str]) -> Self {
@@ -63,19 +81,8 @@ impl Cluster {
     }
 
     fn start_with_hba(extra_conf: &[&str], hba: Option<&str>) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("taskstore-pg-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = server_tempdir("taskstore-pg-");
         let data = dir.path().join("data");
-        if unsafe { libc::geteuid() } == 0 {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(status.success());
-        }
         let out = as_server_user(pg_bin().join("initdb").to_str().unwrap())
             .args([
                 "-A",

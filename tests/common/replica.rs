@@ -7,10 +7,10 @@
 //! `pg_hba.conf` (`-A trust`) already has `replication` trust lines for local connections, and
 //! one is added for 127.0.0.1 in case a packaging changes that.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use super::cluster::{Cluster, as_server_user, free_port, pg_bin, wait_for};
+use super::cluster::{Cluster, as_server_user, free_port, pg_bin, server_tempdir, wait_for};
 
 /// A primary and one streaming replica of it.
 pub struct Replicated {
@@ -75,19 +75,8 @@ impl Replicated {
 /// `pg_basebackup -R` of `primary` into a new directory, configured for its own port and
 /// socket directory, started.
 fn base_backup(primary: &Cluster) -> Cluster {
-    let dir = tempfile::Builder::new()
-        .prefix("taskstore-pg-replica-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = server_tempdir("taskstore-pg-replica-");
     let data = dir.path().join("data");
-    if unsafe { libc::geteuid() } == 0 {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(dir.path())
-            .status()
-            .expect("chown");
-        assert!(status.success());
-    }
     let out = as_server_user(pg_bin().join("pg_basebackup").to_str().unwrap())
         .args(["-h", "127.0.0.1", "-U", "postgres", "-X", "stream", "-R"])
         .args(["--checkpoint=fast", "--no-sync", "-p"])

@@ -199,8 +199,8 @@ fn item02_non_utf8_variables_are_configuration_errors() {
 // ---------------------------------------------------------------------------------------------
 // Item 3: unknown variables with the project's prefixes.
 
-/// Item 3: an unknown variable with the project's prefixes (`DATABASE_`, `TASKSTORE_`), in the
-/// environment or in a `.env` file, gets a warning on stderr naming it and the nearest known
+/// Item 3: an unknown variable with the project's prefixes (`DATABASE_`, `TASKSTORE_`) or
+/// within two edits of a known name (a misspelt prefix), in the environment or in a `.env` file, gets a warning on stderr naming it and the nearest known
 /// variable; the command still runs (exit 0), and the value is never printed (a misspelt
 /// `DATABASE_PASSWORD` holds a password).
 #[test]
@@ -215,6 +215,14 @@ fn item03_misspelt_variables_are_named_with_the_nearest_known_one() {
         ),
         ("DATABASE_PASWORD", "Typo-S3cret-Value", "DATABASE_PASSWORD"),
         ("TASKSTORE_LGO", "debug", "TASKSTORE_LOG"),
+        // A misspelt prefix: not `DATABASE_` / `TASKSTORE_`, but two edits from a known name.
+        (
+            "DATABSE_URL",
+            "postgres://app:Typo-S3cret-Value@db.internal/app",
+            "DATABASE_URL",
+        ),
+        ("TASKSTOR_ENV", "production", "TASKSTORE_ENV"),
+        ("DATBAASE_POOL_MAX_SIZE", "4", "DATABASE_POOL_MAX_SIZE"),
     ] {
         let out = env.cmd(&["config"]).env(var, value).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{var}: {}", both(&out));

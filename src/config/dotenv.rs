@@ -130,19 +130,28 @@ fn load(dir: &Path, file: &str, into: &mut Raw, expanded: &mut BTreeSet<String>)
     Ok(())
 }
 
-/// Warns about a `DATABASE_*` / `TASKSTORE_*` variable taskstore does not read (a misspelt
-/// `DATABASE_PASSWORD_FILE` would otherwise be ignored without a word), naming the nearest
-/// known variable. Never the value: a misspelt password variable holds a password.
+/// Warns about a variable taskstore does not read that looks meant for it — a `DATABASE_*` /
+/// `TASKSTORE_*` name, or any name within [`MISSPELT_DISTANCE`] edits of a known one (a
+/// misspelt prefix: `DATABSE_URL`) — naming the nearest known variable (a misspelt
+/// `DATABASE_PASSWORD_FILE` would otherwise be ignored without a word). Never the value: a
+/// misspelt password variable holds a password.
 fn warn_if_unknown(name: &str, place: &str) {
-    if !(name.starts_with("DATABASE_") || name.starts_with("TASKSTORE_")) {
+    let prefixed = name.starts_with("DATABASE_") || name.starts_with("TASKSTORE_");
+    let Some(nearest) = nearest_known(name) else {
         return;
-    }
-    if let Some(nearest) = nearest_known(name) {
+    };
+    if prefixed || strsim::levenshtein(name, nearest) <= MISSPELT_DISTANCE {
         tracing::warn!(
             "{name} (in {place}) is not a variable taskstore reads and is ignored; did you mean {nearest}?"
         );
     }
 }
+
+/// How many single-character edits (Levenshtein distance) from a known variable still count
+/// as a misspelling of it when the name lacks the project's prefixes: two catches a dropped,
+/// doubled or swapped letter (`DATABSE_URL`, `TASKSTORE_LOGG`, `DATBAASE_URL`) without
+/// claiming unrelated variables.
+const MISSPELT_DISTANCE: usize = 2;
 
 /// The known variable closest to `name` by edit distance.
 fn nearest_known(name: &str) -> Option<&'static str> {

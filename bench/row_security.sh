@@ -4,7 +4,9 @@
 # (TxOptions::owner: get + stats) as a superuser (never subject to policies: the baseline), as
 # the table owner (FORCE: the policy is evaluated, its role clause lets every row through), and
 # as taskstore_app in taskstore_row_security (every row filtered by the policy); then, as the
-# superuser, the same transaction with and without the owner setting in the BEGIN batch.
+# superuser, the same transaction with and without the owner setting in the BEGIN batch; and the
+# task handles (`get`, `list`: db.tasks().get/list, which scope themselves to the owner in a
+# transaction only where row-level security applies to the session) by the same three roles.
 #
 #   bench/row_security.sh [SECONDS_PER_SLICE=2] [ROUNDS=5]
 #
@@ -50,6 +52,12 @@ echo "== bench/row_security.sh $SECONDS_PER_SLICE $ROUNDS"
 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -f "$ROOT/docs/row-security.sql" "postgres://postgres@127.0.0.1:$PG_PORT/bench" >/dev/null
 echo "-- owner-scoped transaction (otx) by role"
 "$BIN" --ops otx "$SECONDS_PER_SLICE" "$ROUNDS" "$(url taskstore_owner)" \
+    "superuser, no RLS|true|$(url postgres)" \
+    "table owner, policy evaluated|true|$(url taskstore_owner)" \
+    "taskstore_app, RLS filtering|true|$(url taskstore_app)"
+echo "-- the task handles (db.tasks().get, .list) by role: one statement where row-level security"
+echo "-- does not apply; BEGIN with the owner, the statement, COMMIT where it does"
+"$BIN" --ops get,list "$SECONDS_PER_SLICE" "$ROUNDS" "$(url taskstore_owner)" \
     "superuser, no RLS|true|$(url postgres)" \
     "table owner, policy evaluated|true|$(url taskstore_owner)" \
     "taskstore_app, RLS filtering|true|$(url taskstore_app)"

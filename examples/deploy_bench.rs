@@ -11,8 +11,9 @@
 //! later runs reuse them), then, per round, runs each operation of each case for SECONDS on
 //! one thread (the case order rotates every round) and prints per case and operation the
 //! median µs per call and the median of the per-round ratios to the baseline:
-//! - `get`: `db.tasks().get(owner, id)`, a random task of one user (one statement);
-//! - `list`: `db.tasks().list(owner, .., first 20)` (one statement);
+//! - `get`: `db.tasks().get(owner, id)`, a random task of one user (one statement; where
+//!   row-level security applies to the session, `BEGIN` with the owner, it, `COMMIT`);
+//! - `list`: `db.tasks().list(owner, .., first 20)` (likewise);
 //! - `tx`: `db.with_transaction(|c| get + stats)` (BEGIN, two statements, COMMIT);
 //! - `otx`: the same with `TxOptions::owner` (row-level security's `taskstore.user_id` set in
 //!   the BEGIN batch).

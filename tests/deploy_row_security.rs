@@ -8,6 +8,10 @@
 //! INSERT of another user's row) through the runtime role inside owner-scoped transactions and
 //! sees and touches only the owner's rows; with the setting unset it sees nothing (fail closed).
 //! The owner role and a runtime role outside the group keep seeing every row.
+//!
+//! The task handles scope each call to its owner where the policy applies, so the behavioural
+//! tour runs through the runtime role (1 and 8 threads); the server's statement log shows
+//! that where it does not apply a call costs no extra round trip.
 
 mod common;
 
@@ -50,24 +54,21 @@ struct Shape {
 
 impl Shape {
     fn start() -> Self {
+        Self::start_with(&[], &[])
+    }
+
+    /// A shape whose cluster gets `conf` lines and whose two `Database`s get `vars` too.
+    fn start_with(conf: &[&str], vars: &[(&str, &str)]) -> Self {
         common::init_tracing();
-        let cluster = Cluster::start(&[]);
+        let cluster = Cluster::start(conf);
         psql_file(&cluster.url(), "roles.sql", &["db=app"]);
-        let url = |role: &str| format!("postgres://{role}@127.0.0.1:{}/app", cluster.port);
-        let connect = |role: &str| {
-            Database::connect(
-                &Config::from_vars([
-                    ("DATABASE_URL", url(role).as_str()),
-                    ("DATABASE_MIGRATION_URL", url("taskstore_owner").as_str()),
-                    ("DATABASE_POOL_MAX_SIZE", "2"),
-                ])
-                .expect("configuration"),
-            )
-            .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
-        };
-        let owner = connect("taskstore_owner");
-        let app = connect("taskstore_app");
-        psql_file(&url("taskstore_owner"), "roles-after-migrate.sql", &[]);
+        let owner = connect(&cluster, "taskstore_owner", vars);
+        let app = connect(&cluster, "taskstore_app", vars);
+        psql_file(
+            &role_url(&cluster, "taskstore_owner"),
+            "roles-after-migrate.sql",
+            &[],
+        );
         // Turning row-level security on needs the migrated table.
         psql_file(&cluster.url_for("app"), "row-security.sql", &[]);
         Self {
@@ -76,6 +77,24 @@ impl Shape {
             app,
         }
     }
+}
+
+fn role_url(cluster: &Cluster, role: &str) -> String {
+    format!("postgres://{role}@127.0.0.1:{}/app", cluster.port)
+}
+
+/// A `Database` on the shape's database as `role` (migrating as the owner), with `vars` added.
+fn connect(cluster: &Cluster, role: &str, vars: &[(&str, &str)]) -> Database {
+    let url = role_url(cluster, role);
+    let migration = role_url(cluster, "taskstore_owner");
+    let mut all = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("DATABASE_MIGRATION_URL", migration.as_str()),
+        ("DATABASE_POOL_MAX_SIZE", "4"),
+    ];
+    all.extend_from_slice(vars);
+    Database::connect(&Config::from_vars(all).expect("configuration"))
+        .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
 }
 
 #[derive(QueryableByName)]
@@ -233,33 +252,36 @@ fn fail(e: Error) -> TestCaseError {
     TestCaseError::fail(e.to_string())
 }
 
-/// Fail closed: the runtime role's task calls that do not scope the transaction find nothing,
-/// while the same calls in an owner-scoped transaction work; the owner role is not restricted.
+/// The handles work for the runtime role under the policy: each call scopes itself to its
+/// owner, so the owner's task is found and counted, while another user's scope does not reach
+/// it even with its id and owner named; a transaction that does not name its owner still sees
+/// nothing (fail closed). The owner role is not restricted.
 #[test]
-fn postgres_row_security_unset_owner_sees_nothing() {
+fn postgres_row_security_handles_scope_themselves_to_the_owner() {
     let shape = Shape::start();
     let user = common::factories::user(&shape.owner);
     let task = common::factories::task(&shape.owner, user.id, "walled");
-    assert!(matches!(
-        shape.app.tasks().get(user.id, task.id),
-        Err(Error::NotFound { .. })
-    ));
-    assert_eq!(shape.app.tasks().stats(user.id).expect("stats").total, 0);
-    let got = shape
-        .app
-        .with_transaction_opts(TxOptions::new().owner(user.id), |c| {
-            taskstore::repo::tasks::get(c, user.id, task.id)
-        })
-        .expect("owner-scoped get");
-    assert_eq!(got.id, task.id);
-    // Another owner's scope does not reach this task, even with its id and owner named.
+    assert_eq!(
+        shape.app.tasks().get(user.id, task.id).expect("get").id,
+        task.id
+    );
+    assert_eq!(shape.app.tasks().stats(user.id).expect("stats").total, 1);
     let other = common::factories::user(&shape.owner);
+    assert_eq!(shape.app.tasks().stats(other.id).expect("stats").total, 0);
+    // Another owner's scope does not reach this task, even with its id and owner named.
     assert!(matches!(
         shape
             .app
             .with_transaction_opts(TxOptions::new().owner(other.id), |c| {
                 taskstore::repo::tasks::get(c, user.id, task.id)
             }),
+        Err(Error::NotFound { .. })
+    ));
+    // Fail closed: a transaction that names no owner sees nothing.
+    assert!(matches!(
+        shape
+            .app
+            .with_transaction(|c| taskstore::repo::tasks::get(c, user.id, task.id)),
         Err(Error::NotFound { .. })
     ));
     assert_eq!(
@@ -280,24 +302,137 @@ fn postgres_row_security_unset_owner_sees_nothing() {
     );
 }
 
-/// A write by a member of the group that does not name the owner (what the `taskstore` command
-/// does) is refused by the policy, and the error says why and what to do, not only PostgreSQL's
-/// "new row violates row-level security policy".
+/// The behavioural tour (users, tasks, version guard, bulk create, keyset pages, import,
+/// stats, transactions, cascade) as the runtime role under the policy.
+#[test]
+fn postgres_row_security_tour_one_thread() {
+    let shape = Shape::start();
+    common::deploy::tour_owner_scoped("row-level security", &shape.app);
+}
+
+/// The tour on 8 threads at once through one pool of 4 connections as the runtime role: every
+/// connection's scope ends with its transaction, so no thread sees another's rows.
+#[test]
+fn postgres_row_security_tour_eight_threads() {
+    let shape = Shape::start();
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let db = &shape.app;
+                s.spawn(move || {
+                    common::deploy::tour_owner_scoped(
+                        &format!("row-level security, thread {i}"),
+                        db,
+                    )
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a tour thread failed");
+        }
+    });
+}
+
+/// What a task call costs in round trips, counted in the server's own statement log
+/// (`log_statement = all`, one line per simple query or extended-protocol execute, by
+/// `application_name`): where row-level security does not apply (the superuser) each call is
+/// one round trip, exactly as before, and the question whether it applies was asked once for
+/// the connection; under the policy (the runtime role) each call is `BEGIN` with the owner,
+/// the statement, `COMMIT`.
+#[test]
+fn postgres_row_security_round_trips_per_call() {
+    let shape = Shape::start_with(
+        &["log_statement = 'all'", "log_line_prefix = '%a|'"],
+        // No validation pings on checkout during the count.
+        &[("DATABASE_VALIDATE_IDLE_MS", "600000")],
+    );
+    let user = common::factories::user(&shape.owner);
+    let task = common::factories::task(&shape.owner, user.id, "counted");
+    let log = shape.cluster.dir().join("server.log");
+    let lines = |app: &str, from: usize| -> Vec<String> {
+        let text = std::fs::read_to_string(&log).expect("server log");
+        let prefix = format!("{app}|LOG:  ");
+        text[from..]
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter(|l| l.contains("statement: ") || l.contains("execute "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let log_len = || std::fs::metadata(&log).expect("server log").len() as usize;
+    const CALLS: usize = 10;
+    for (app, url, per_call) in [
+        ("rt_super", shape.cluster.url_for("app"), 1),
+        ("rt_app", role_url(&shape.cluster, "taskstore_app"), 3),
+    ] {
+        let db = Database::connect(
+            &Config::from_vars([
+                ("DATABASE_URL", url.as_str()),
+                ("DATABASE_POOL_MAX_SIZE", "1"),
+                ("DATABASE_APPLICATION_NAME", app),
+                ("DATABASE_VALIDATE_IDLE_MS", "600000"),
+            ])
+            .expect("configuration"),
+        )
+        .expect("connect");
+        // The first task call on the connection asks once whether row security applies.
+        let start = log_len();
+        db.tasks().get(user.id, task.id).expect("first get");
+        let first = lines(app, start);
+        assert_eq!(
+            first
+                .iter()
+                .filter(|l| l.contains("row_security_active"))
+                .count(),
+            1,
+            "{app}: the question is asked on the first call: {first:#?}"
+        );
+        assert_eq!(first.len(), 1 + per_call, "{app}: {first:#?}");
+        let start = log_len();
+        for _ in 0..CALLS {
+            db.tasks().get(user.id, task.id).expect("get");
+            db.tasks()
+                .list(
+                    user.id,
+                    &taskstore::models::TaskFilter::default(),
+                    taskstore::models::TaskSort::CreatedAsc,
+                    &taskstore::models::PageRequest::first(20),
+                )
+                .expect("list");
+        }
+        let seen = lines(app, start);
+        assert_eq!(
+            seen.len(),
+            2 * CALLS * per_call,
+            "{app}: round trips for {CALLS} gets and {CALLS} lists: {seen:#?}"
+        );
+        assert!(
+            !seen.iter().any(|l| l.contains("row_security_active")),
+            "{app}: asked once per connection, not per call"
+        );
+    }
+}
+
+/// A write by a member of the group in a transaction that does not name the owner is refused
+/// by the policy, and the error says why and what to do, not only PostgreSQL's "new row
+/// violates row-level security policy".
 #[test]
 fn postgres_row_security_unscoped_write_says_what_to_do() {
     let shape = Shape::start();
     let user = common::factories::user(&shape.owner);
     let err = shape
         .app
-        .tasks()
-        .create(
-            user.id,
-            &NewTask {
-                title: "unscoped",
-                description: None,
-                priority: None,
-            },
-        )
+        .with_transaction(|c| {
+            taskstore::repo::tasks::create(
+                c,
+                user.id,
+                &NewTask {
+                    title: "unscoped",
+                    description: None,
+                    priority: None,
+                },
+            )
+        })
         .expect_err("the policy refuses a write outside an owner-scoped transaction");
     let text = err.to_string();
     assert!(text.contains("row-level security policy"), "{text}");

@@ -88,6 +88,17 @@ impl<'a> Users<'a> {
 }
 
 /// [`tasks`] on a [`Database`]: the same names and arguments, minus the connection.
+///
+/// Every call works for a role under PostgreSQL's row-level security (`docs/row-security.sql`):
+/// the first task call on each physical connection asks once whether row-level security
+/// applies to its session (`row_security_active('tasks')`) and the connection remembers the
+/// answer. When it does not (any role while `tasks` has row-level security disabled, which is
+/// the default deployment; superusers and `BYPASSRLS` roles; SQLite), calls run exactly as before, with no extra round trip. When it does,
+/// each single-statement call runs in a transaction scoped to its owner (`taskstore.user_id`
+/// set in the `BEGIN` batch: `BEGIN`, the statement, `COMMIT`, two round trips more), and the
+/// calls that open a transaction anyway (`create_many`, `import`) put the owner in their own
+/// `BEGIN` batch (no extra round trip). The setting is transaction-local, so nothing reaches
+/// another client of a transaction-mode pooler.
 #[derive(Debug, Clone, Copy)]
 pub struct Tasks<'a> {
     db: &'a Database,
@@ -111,7 +122,7 @@ impl<'a> Tasks<'a> {
     #[track_caller]
     pub fn create_with_id(&self, owner: UserId, id: TaskId, new: &NewTask<'_>) -> Result<Task> {
         self.db
-            .run(|c| tasks::create_with_id(c, owner, id, new))
+            .run_as_owner(owner, |c| tasks::create_with_id(c, owner, id, new))
             .map_err(unknown(format_args!(
                 "task {id} may or may not exist: read it with tasks().get(owner, {id}) and, if it \
                  is missing, create it again with tasks().create_with_id(owner, {id}, ..)"
@@ -143,7 +154,8 @@ impl<'a> Tasks<'a> {
     /// See [`tasks::get`].
     #[track_caller]
     pub fn get(&self, owner: UserId, id: TaskId) -> Result<Task> {
-        self.db.run_read_once_more(|c| tasks::get(c, owner, id))
+        self.db
+            .run_read_as_owner(owner, |c| tasks::get(c, owner, id))
     }
 
     /// See [`tasks::update`].
@@ -155,14 +167,14 @@ impl<'a> Tasks<'a> {
         patch: &TaskPatch,
         expected_version: Option<i32>,
     ) -> Result<Task> {
-        self.db.run(|c| tasks::update(c, owner, id, patch, expected_version)).map_err(unknown(format_args!("task {id} may or may not be updated: read it with tasks().get and compare its version")))
+        self.db.run_as_owner(owner, |c| tasks::update(c, owner, id, patch, expected_version)).map_err(unknown(format_args!("task {id} may or may not be updated: read it with tasks().get and compare its version")))
     }
 
     /// See [`tasks::complete`].
     #[track_caller]
     pub fn complete(&self, owner: UserId, id: TaskId) -> Result<Task> {
         self.db
-            .run(|c| tasks::complete(c, owner, id))
+            .run_as_owner(owner, |c| tasks::complete(c, owner, id))
             .map_err(unknown(format_args!(
                 "task {id} may or may not be completed: read it with tasks().get"
             )))
@@ -172,7 +184,7 @@ impl<'a> Tasks<'a> {
     #[track_caller]
     pub fn reopen(&self, owner: UserId, id: TaskId) -> Result<Task> {
         self.db
-            .run(|c| tasks::reopen(c, owner, id))
+            .run_as_owner(owner, |c| tasks::reopen(c, owner, id))
             .map_err(unknown(format_args!(
                 "task {id} may or may not be reopened: read it with tasks().get"
             )))
@@ -182,7 +194,7 @@ impl<'a> Tasks<'a> {
     #[track_caller]
     pub fn delete(&self, owner: UserId, id: TaskId) -> Result<()> {
         self.db
-            .run(|c| tasks::delete(c, owner, id))
+            .run_as_owner(owner, |c| tasks::delete(c, owner, id))
             .map_err(unknown(format_args!(
                 "task {id} may or may not be deleted: look it up with tasks().get"
             )))
@@ -192,7 +204,7 @@ impl<'a> Tasks<'a> {
     #[track_caller]
     pub fn complete_many(&self, owner: UserId, ids: &[TaskId]) -> Result<usize> {
         self.db
-            .run(|c| tasks::complete_many(c, owner, ids))
+            .run_as_owner(owner, |c| tasks::complete_many(c, owner, ids))
             .map_err(unknown(format_args!(
                 "none or all of the {} tasks may be completed: read them back",
                 ids.len()
@@ -203,7 +215,7 @@ impl<'a> Tasks<'a> {
     #[track_caller]
     pub fn delete_many(&self, owner: UserId, ids: &[TaskId]) -> Result<usize> {
         self.db
-            .run(|c| tasks::delete_many(c, owner, ids))
+            .run_as_owner(owner, |c| tasks::delete_many(c, owner, ids))
             .map_err(unknown(format_args!(
                 "none or all of the {} tasks may be deleted: read them back",
                 ids.len()
@@ -220,13 +232,13 @@ impl<'a> Tasks<'a> {
         page: &PageRequest,
     ) -> Result<Page<Task>> {
         self.db
-            .run_read_once_more(|c| tasks::list(c, owner, filter, sort, page))
+            .run_read_as_owner(owner, |c| tasks::list(c, owner, filter, sort, page))
     }
 
     /// See [`tasks::stats`].
     #[track_caller]
     pub fn stats(&self, owner: UserId) -> Result<TaskStats> {
-        self.db.run_read_once_more(|c| tasks::stats(c, owner))
+        self.db.run_read_as_owner(owner, |c| tasks::stats(c, owner))
     }
 }
 

@@ -19,6 +19,7 @@ pub use health::{Health, Probe};
 use crate::config::{BackendKind, Config};
 use crate::conn::DbConnection;
 use crate::error::{Error, PoolState, Result};
+use crate::models::UserId;
 use crate::pool::{self, Conn, Pool, Stats};
 use crate::tx::{self, TransactionError, TxOptions};
 
@@ -165,21 +166,64 @@ impl Database {
     #[track_caller]
     pub(crate) fn run_read_once_more<T>(
         &self,
+        f: impl FnMut(&mut DbConnection) -> Result<T>,
+    ) -> Result<T> {
+        self.read_once_more(None, f)
+    }
+
+    /// [`Database::run_read_once_more`] for a task read of `owner`'s rows: inside a transaction
+    /// scoped to `owner` when row-level security applies to the connection's session (see
+    /// `Conn::run_as_owner`), as it is otherwise (no extra round trip).
+    #[track_caller]
+    pub(crate) fn run_read_as_owner<T>(
+        &self,
+        owner: UserId,
+        f: impl FnMut(&mut DbConnection) -> Result<T>,
+    ) -> Result<T> {
+        self.read_once_more(Some(owner), f)
+    }
+
+    #[track_caller]
+    fn read_once_more<T>(
+        &self,
+        owner: Option<UserId>,
         mut f: impl FnMut(&mut DbConnection) -> Result<T>,
     ) -> Result<T> {
         let location = Location::caller();
         let deadline = Instant::now() + self.config().pool().acquire_timeout;
+        let run = |conn: Conn, f: &mut dyn FnMut(&mut DbConnection) -> Result<T>| match owner {
+            None => conn.run(f),
+            Some(owner) => conn.run_as_owner(owner, self.config(), f),
+        };
         let (conn, replica) = self.read_target(location, deadline)?;
-        match conn.run(&mut f) {
+        match run(conn, &mut f) {
             Err(e) if e.is_disconnect() && Instant::now() < deadline => {
                 tracing::debug!(error = %e, "a read lost its connection; running it once more on a fresh one");
                 if let Some(replica) = replica {
                     replica.mark_down(&e);
                 }
-                self.inner.primary.acquire_until(location, deadline)?.run(f)
+                run(
+                    self.inner.primary.acquire_until(location, deadline)?,
+                    &mut f,
+                )
             }
             other => other,
         }
+    }
+
+    /// [`Database::run`] for a task write of `owner`'s rows: inside a transaction scoped to
+    /// `owner` when row-level security applies to the connection's session (see
+    /// `Conn::run_as_owner`), as it is otherwise (no extra round trip).
+    #[track_caller]
+    pub(crate) fn run_as_owner<T>(
+        &self,
+        owner: UserId,
+        f: impl FnOnce(&mut DbConnection) -> Result<T>,
+    ) -> Result<T> {
+        self.inner
+            .primary
+            .acquire(Location::caller())?
+            .run_as_owner(owner, self.config(), f)
     }
 
     /// Like [`Database::run`], on a read replica when configured (see

@@ -126,12 +126,13 @@ fn database_error(kind: DatabaseErrorKind, message: String, constraint: Option<S
 
 /// What to do when a row-level security policy refused a write (SQLSTATE 42501, "new row
 /// violates row-level security policy"): the session's role is under `docs/row-security.sql`
-/// and the transaction did not name its owner.
+/// and the transaction did not name its owner (the task handles, the `taskstore` command and
+/// `serve` name it themselves; an application's own transaction has to).
 const ROW_SECURITY_ADVICE: &str = "this role is a member of taskstore_row_security \
     (docs/row-security.sql), which writes and sees only the rows whose user_id is the \
     transaction's owner: open the transaction with Database::with_transaction_opts and \
-    TxOptions::owner, or connect as a role outside that group (the `taskstore` command and \
-    `serve` do not name the owner)";
+    TxOptions::owner (db.tasks() calls do this themselves), or connect as a role outside that \
+    group";
 
 impl From<DieselError> for Error {
     fn from(err: DieselError) -> Self {

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use super::leaks;
 use super::manager::Manager;
 use super::shared::Shared;
+use crate::config::Config;
 use crate::conn::{DbConnection, Fired, SessionReset};
 use crate::error::{Error, Result};
+use crate::models::UserId;
 
 /// A checked-out connection. Dereferences to [`DbConnection`]; returns to the pool on drop.
 pub struct Conn {
@@ -70,6 +72,64 @@ impl Conn {
             conn.note_error(e);
         }
         result
+    }
+
+    /// Runs a task call `f` for `owner` on this connection (trusted, like [`Conn::run`]): as
+    /// it is when row-level security does not apply to the session ([`Conn::row_security`]),
+    /// otherwise inside a transaction scoped to `owner` (`taskstore.user_id` set in the BEGIN
+    /// batch, see [`TxOptions::owner`](crate::tx::TxOptions::owner)), so that a role under the
+    /// policy sees and writes the owner's rows (behind a transaction-mode pooler with the
+    /// session timeouts of `config` as transaction-local settings, as `with_transaction` sets
+    /// them).
+    pub(crate) fn run_as_owner<T>(
+        self,
+        owner: UserId,
+        config: &Config,
+        f: impl FnOnce(&mut DbConnection) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.trusted();
+        let result = match conn.row_security() {
+            Ok(false) => f(&mut conn),
+            Ok(true) => {
+                let locals = crate::tx::pooler_locals(config);
+                crate::tx::scoped(&mut conn, owner, locals.as_deref(), f)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            conn.note_error(e);
+        }
+        result
+    }
+
+    /// Whether row-level security applies to this session on `tasks`
+    /// (`row_security_active`): asked once per physical connection, on its first task call, and
+    /// remembered with it, so later calls cost no round trip. Always false on SQLite (no
+    /// question asked), for superusers and `BYPASSRLS` roles, and while the table has row-level
+    /// security disabled (the default deployment); a connection opened before
+    /// `docs/row-security.sql` turned it on keeps its answer until it is recycled
+    /// (`DATABASE_MAX_LIFETIME_S`). While `tasks` does not exist yet (before the first
+    /// migration) the answer is false and is asked again next time.
+    pub(crate) fn row_security(&mut self) -> Result<bool> {
+        let p = self.inner.as_mut().expect("connection present until drop");
+        if let Some(known) = p.meta.row_security {
+            return Ok(known);
+        }
+        let DbConnection::Postgres(pg) = &mut *p.conn else {
+            p.meta.row_security = Some(false);
+            return Ok(false);
+        };
+        use diesel::RunQueryDsl;
+        // A catalog question with no input: `to_regclass` is NULL while the table is missing.
+        let active: Option<bool> =
+            diesel::select(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Bool>,
+            >("row_security_active(to_regclass('tasks'))"))
+            .get_result(pg)?;
+        if active.is_some() {
+            p.meta.row_security = active;
+        }
+        Ok(active.unwrap_or(false))
     }
 
     /// Discards this connection instead of returning it to the pool.

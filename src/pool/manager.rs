@@ -22,6 +22,9 @@ pub(crate) struct Meta {
     pub needs_reset: bool,
     /// The liveness slot of a PostgreSQL connection (its socket, the watchdog's verdict).
     pub slot: Option<Arc<Slot>>,
+    /// Whether row-level security applies to this session on `tasks`, once asked (see
+    /// [`Conn::row_security`](super::Conn::row_security)); `None`: not asked yet.
+    pub row_security: Option<bool>,
 }
 
 /// A pooled connection with its bookkeeping.
@@ -92,6 +95,7 @@ impl r2d2::ManageConnection for Manager {
                         broken: false,
                         needs_reset: false,
                         slot,
+                        row_security: None,
                     },
                     shared: Arc::clone(&self.shared),
                 })

@@ -95,13 +95,15 @@ use std::time::{Duration, Instant};
 use diesel::connection::TransactionManager;
 
 pub use options::{IsolationLevel, TransactionError, TxOptions};
-use statements::{Tm, begin, commit, end_read_only, pooler_locals};
+pub(crate) use statements::pooler_locals;
+use statements::{Tm, begin, commit, end_read_only};
 
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::conn::DbConnection;
 use crate::error::Error;
-use crate::pool::Pool;
+use crate::models::UserId;
+use crate::pool::{Conn, Pool};
 
 /// Longest pause between two runs of a conflicting transaction.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -136,12 +138,23 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<Error>,
 {
+    nested_opts(conn, &TxOptions::default(), f)
+}
+
+/// [`nested`] that, when it begins the transaction itself (outside one), begins it with `opts`
+/// (the repositories' bulk writes pass [`TxOptions::owner`], which rides in the `BEGIN` batch
+/// at no extra round trip); inside a transaction it is a savepoint and `opts` is not used.
+pub(crate) fn nested_opts<T, E, F>(conn: &mut DbConnection, opts: &TxOptions, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<Error>,
+{
     let outermost = Tm::transaction_manager_status_mut(conn)
         .transaction_depth()
         .map_err(|e| E::from(Error::from(e)))?
         .is_none();
     if outermost {
-        begin(conn, &TxOptions::default(), None).map_err(E::from)?;
+        begin(conn, opts, None).map_err(E::from)?;
     } else {
         Tm::begin_transaction(conn).map_err(|e| E::from(Error::from(e)))?;
     }
@@ -155,6 +168,31 @@ where
                 // The outer transaction is broken now and will fail; the caller's error is
                 // the one worth returning.
                 tracing::warn!(error = %Error::from(rollback), "rolling back to a savepoint failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Runs one task call `f` in a transaction scoped to `owner` on `conn` (already checked out
+/// and trusted): `BEGIN` with `taskstore.user_id` (and the pooler's `locals`) in one batch,
+/// `f`, then `COMMIT`, or `ROLLBACK` when `f` fails. No re-runs (the call outside a transaction
+/// would not re-run either) and not counted as an application transaction in the pool's
+/// statistics. What [`Conn::run_as_owner`](crate::pool::Conn::run_as_owner) uses when
+/// row-level security applies to the session.
+pub(crate) fn scoped<T>(
+    conn: &mut Conn,
+    owner: UserId,
+    locals: Option<&str>,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    begin(conn, &TxOptions::new().owner(owner), locals)?;
+    match f(conn) {
+        Ok(value) => commit(conn).map(|()| value),
+        Err(error) => {
+            if let Err(rollback) = Tm::rollback_transaction(conn) {
+                tracing::debug!(error = %Error::from(rollback), "rollback failed; discarding the connection");
+                conn.discard();
             }
             Err(error)
         }

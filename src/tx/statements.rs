@@ -24,7 +24,7 @@ pub(super) type Tm = <DbConnection as Connection>::TransactionManager;
 /// reaches another client of the pooler. `None` on a direct connection and on SQLite.
 ///
 /// The values are validated integers from the configuration (milliseconds), never user input.
-pub(super) fn pooler_locals(config: &Config) -> Option<String> {
+pub(crate) fn pooler_locals(config: &Config) -> Option<String> {
     let session = config.session();
     if session.prepared_statements || config.database_url().backend() != BackendKind::Postgres {
         return None;

@@ -1,20 +1,33 @@
 //! The behavioural basics every deployment shape must keep (issue 13): users, tasks,
 //! transactions, keyset pagination, import and statistics, run as one tour on a connected
 //! [`Database`]. The deployment tests (`tests/deploy_*.rs`) run it through each shape (Unix
-//! socket, PgBouncer in transaction mode, TLS, a DML-only runtime role); the full behavioural
-//! suite of each capability stays in its own file on both backends.
+//! socket, PgBouncer in transaction mode, TLS, a DML-only runtime role, row-level security:
+//! [`tour_owner_scoped`]); the full behavioural suite of each capability stays in its own file
+//! on both backends.
 
 use std::collections::HashSet;
 
 use taskstore::models::{
     NewTask, NewUser, PageRequest, TaskFilter, TaskImport, TaskPatch, TaskSort, UserPatch,
 };
+use taskstore::tx::TxOptions;
 use taskstore::{Database, Error};
 
 use super::factories::{HASH, email};
 
 /// Runs the tour; panics (with `label`) on the first behaviour that does not hold.
 pub fn tour(label: &str, db: &Database) {
+    run(label, db, false);
+}
+
+/// The tour with its transactions scoped to their owner (`TxOptions::owner`), as an
+/// application whose runtime role is under row-level security (docs/row-security.sql) opens
+/// them; the handles need nothing more.
+pub fn tour_owner_scoped(label: &str, db: &Database) {
+    run(label, db, true);
+}
+
+fn run(label: &str, db: &Database, scoped: bool) {
     // Users: create, read back by id and by email (case-insensitive), update, count, list.
     let address = email();
     let user = db
@@ -148,8 +161,13 @@ pub fn tour(label: &str, db: &Database) {
     assert_eq!(stats.completed, 1, "{label}: stats completed");
 
     // Transactions: Ok commits, Err rolls back and comes back unchanged.
+    let opts = if scoped {
+        TxOptions::new().owner(user.id)
+    } else {
+        TxOptions::new()
+    };
     let kept = db
-        .with_transaction(|c| {
+        .with_transaction_opts(opts, |c| {
             taskstore::repo::tasks::create(
                 c,
                 user.id,
@@ -166,7 +184,7 @@ pub fn tour(label: &str, db: &Database) {
     );
     let mut rolled_back = None;
     let err = db
-        .with_transaction(|c| {
+        .with_transaction_opts(opts, |c| {
             let t = taskstore::repo::tasks::create(
                 c,
                 user.id,

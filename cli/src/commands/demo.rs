@@ -6,6 +6,7 @@ use serde_json::json;
 use taskstore::Error;
 use taskstore::models::{NewTask, NewUser, PageRequest, TaskFilter, TaskSort};
 use taskstore::repo::tasks as task_repo;
+use taskstore::tx::TxOptions;
 
 use super::Ctx;
 use crate::output::tasks_table;
@@ -147,7 +148,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     };
 
     // A transaction that commits, and one that fails and rolls back.
-    let committed = db.with_transaction(|conn| {
+    let committed = db.with_transaction_opts(TxOptions::new().owner(user.id), |conn| {
         let t = task_repo::create(
             conn,
             user.id,
@@ -160,21 +161,22 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         task_repo::complete(conn, user.id, t.id)
     })?;
     let before = db.tasks().stats(user.id)?.total;
-    let failed: Result<(), Error> = db.with_transaction(|conn| {
-        task_repo::create(
-            conn,
-            user.id,
-            &NewTask {
-                title: "This task is rolled back",
-                description: None,
-                priority: None,
-            },
-        )?;
-        Err(Error::validation(
-            "demo",
-            "a deliberate failure to show the rollback",
-        ))
-    });
+    let failed: Result<(), Error> =
+        db.with_transaction_opts(TxOptions::new().owner(user.id), |conn| {
+            task_repo::create(
+                conn,
+                user.id,
+                &NewTask {
+                    title: "This task is rolled back",
+                    description: None,
+                    priority: None,
+                },
+            )?;
+            Err(Error::validation(
+                "demo",
+                "a deliberate failure to show the rollback",
+            ))
+        });
     let after = db.tasks().stats(user.id)?.total;
     say(format!(
         "\ntransaction 1 committed: task {} created and completed (version {})",

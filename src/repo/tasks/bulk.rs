@@ -2,10 +2,13 @@
 //! the backend's bind limit, `COPY` on PostgreSQL: always for import, from `COPY_FROM_ROWS`
 //! rows on for create many), complete and delete many by ids.
 //!
-//! Their transactions begin as writers ([`nested`]: `BEGIN IMMEDIATE` on SQLite): they read
-//! (the owner, taken ids) before they write, and a deferred SQLite transaction that does so
-//! fails at once with "database is locked" when another connection wrote in between, where a
-//! writer's `BEGIN` waits under `busy_timeout`.
+//! Their transactions begin as writers ([`nested`](crate::tx::nested): `BEGIN IMMEDIATE` on
+//! SQLite): they read (the owner, taken ids) before they write, and a deferred SQLite
+//! transaction that does so fails at once with "database is locked" when another connection
+//! wrote in between, where a writer's `BEGIN` waits under `busy_timeout`. On PostgreSQL their
+//! `BEGIN` batch also names the owner ([`TxOptions::owner`]), so they work for a role under
+//! row-level security at no extra round trip; inside a caller's transaction they are savepoints
+//! and the caller's transaction decides.
 
 use std::collections::HashMap;
 
@@ -18,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::models::task::TaskRow;
 use crate::models::{NewTask, TaskId, TaskImport, Ts, UserId, now};
 use crate::schema::tasks;
-use crate::tx::nested;
+use crate::tx::{TxOptions, nested_opts};
 
 /// Columns per inserted row; with the bind limits below it sizes each multi-row INSERT.
 const TASK_COLUMNS: usize = 10;
@@ -50,7 +53,7 @@ pub fn create_many(conn: &mut DbConnection, owner: UserId, new: &[NewTask<'_>]) 
         .enumerate()
         .map(|(i, t)| t.into_row(owner, now).map_err(|e| at_row(e, i)))
         .collect::<Result<Vec<_>>>()?;
-    nested(conn, |conn| {
+    nested_opts(conn, &TxOptions::new().owner(owner), |conn| {
         require_owner(conn, owner)?;
         match conn {
             // Fresh v7 ids cannot collide, so nothing needs checking before the COPY.
@@ -109,7 +112,7 @@ pub fn import(conn: &mut DbConnection, owner: UserId, items: &[TaskImport]) -> R
     let now = now();
     let rows: Vec<TaskRow<'_>> = items.iter().map(|t| t.to_row(owner, now)).collect();
     let given: Vec<TaskId> = items.iter().filter_map(|t| t.id).collect();
-    let result = nested(conn, |conn| {
+    let result = nested_opts(conn, &TxOptions::new().owner(owner), |conn| {
         require_owner(conn, owner)?;
         match conn {
             DbConnection::Postgres(_) => {
@@ -169,7 +172,7 @@ fn taken_id(
 #[tracing::instrument(name = "tasks.complete_many", level = "debug", skip_all, fields(%owner, ids = ids.len()))]
 pub fn complete_many(conn: &mut DbConnection, owner: UserId, ids: &[TaskId]) -> Result<usize> {
     let now = Ts(now());
-    for_id_chunks(conn, ids, |conn, chunk| {
+    for_id_chunks(conn, owner, ids, |conn, chunk| {
         Ok(diesel::update(tasks::table)
             .filter(tasks::user_id.eq(owner))
             .filter(tasks::id.eq_any(chunk))
@@ -189,7 +192,7 @@ pub fn complete_many(conn: &mut DbConnection, owner: UserId, ids: &[TaskId]) -> 
 /// transaction.
 #[tracing::instrument(name = "tasks.delete_many", level = "debug", skip_all, fields(%owner, ids = ids.len()))]
 pub fn delete_many(conn: &mut DbConnection, owner: UserId, ids: &[TaskId]) -> Result<usize> {
-    for_id_chunks(conn, ids, |conn, chunk| {
+    for_id_chunks(conn, owner, ids, |conn, chunk| {
         Ok(diesel::delete(
             tasks::table
                 .filter(tasks::user_id.eq(owner))
@@ -199,10 +202,11 @@ pub fn delete_many(conn: &mut DbConnection, owner: UserId, ids: &[TaskId]) -> Re
     })
 }
 
-/// Runs `f` on the distinct ids in statement-sized chunks (in a transaction when there is more
-/// than one) and sums the counts.
+/// Runs `f` on the distinct ids in statement-sized chunks (in a transaction scoped to `owner`
+/// when there is more than one) and sums the counts.
 fn for_id_chunks(
     conn: &mut DbConnection,
+    owner: UserId,
     ids: &[TaskId],
     f: impl Fn(&mut DbConnection, &[TaskId]) -> Result<usize>,
 ) -> Result<usize> {
@@ -212,7 +216,7 @@ fn for_id_chunks(
     match ids.len() {
         0 => Ok(0),
         n if n <= IDS_PER_STATEMENT => f(conn, &ids),
-        _ => nested(conn, |conn| {
+        _ => nested_opts(conn, &TxOptions::new().owner(owner), |conn| {
             ids.chunks(IDS_PER_STATEMENT)
                 .try_fold(0, |sum, chunk| Ok(sum + f(conn, chunk)?))
         }),

@@ -1,17 +1,25 @@
-"""The workloads of the layer's benchmark, written as a SQLModel/SQLAlchemy application would
+"""The workloads of bench/sqlmodel/run.sh written as a SQLModel/SQLAlchemy application would
 write them (issue 14 item 4): the stack taskstore replaces, on the same server, against the same
-schema (created by the layer's migrations; this program creates no table).
+schema (created by the layer's migrations; this program creates no table). The layer's side is
+examples/sqlmodel_compare.rs; both read the same keys file and measure the same way.
 
-    python workloads.py URL seed            # 100 users x 1 000 tasks, if the table is empty
-    python workloads.py URL run SECONDS     # every workload at 1 and 4 threads
+    python workloads.py URL run SECONDS KEYS_FILE   # every workload at 1 and 4 threads
 
-`run` prints one line per workload and thread count: `sqlmodel <workload> <threads> <ops/s>`.
+`run` prints one line per workload and thread count: `sqlmodel <workload> <threads> <rate>`.
+Every thread shares one engine (a QueuePool of 4, max_overflow 0) and opens a Session per
+operation, as a web handler would; each workload runs for SECONDS (at least one operation per
+thread), the time running until the last thread is done.
 
-- get:    one task by (owner, id), a Session per call (SQLAlchemy's QueuePool of 4 behind it);
-- list:   a page of 20 of an owner's open tasks, newest first;
-- create: one task, committed;
-- bulk:   100 000 tasks for one owner, `session.add_all` + one commit (SQLAlchemy 2's
-          "insertmanyvalues" batching, the fastest ORM path); rows per second.
+- get:    one task by (owner, id) of a random key; operations per second;
+- list:   a page of 20 of a random owner's open tasks (completed = false), newest first
+          (created_at DESC, id DESC); operations per second;
+- create: one task, committed; operations per second;
+- bulk/add_all: 100 000 tasks divided among the threads (each writes 100 000 / threads rows
+          for an owner of its own): Task objects, `session.add_all` and one commit (the unit of
+          work batches them with SQLAlchemy 2's "insertmanyvalues"); rows per second;
+- bulk/insert_1000: the same rows as dicts through the ORM's bulk INSERT,
+          `session.execute(insert(Task), rows)` per 1 000 rows, one commit at the end (no ORM
+          objects: SQLAlchemy's documented fast path); rows per second.
 """
 
 import random
@@ -22,12 +30,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from sqlalchemy import func
+from sqlalchemy import insert
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-USERS = 100
-TASKS_PER_USER = 1_000
 BULK = 100_000
+BATCH = 1_000
 
 
 class Task(SQLModel, table=True):
@@ -58,23 +65,25 @@ class User(SQLModel, table=True):
 
 def engine_for(url: str):
     # postgres://... -> SQLAlchemy's psycopg 3 dialect.
-    url = url.replace("postgres://", "postgresql+psycopg://", 1).replace(
-        "postgresql://", "postgresql+psycopg://", 1
-    )
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url[len(scheme):]
     return create_engine(url, pool_size=4, max_overflow=0)
 
 
-def new_task(owner: uuid.UUID, i: int) -> Task:
-    now = datetime.now(timezone.utc)
-    return Task(
+def task_fields(owner: uuid.UUID, i: int, now: datetime) -> dict:
+    created = now - timedelta(seconds=i)
+    return dict(
         id=uuid.uuid4(),
         user_id=owner,
         title=f"Task {i}: review the quarterly report section {i % 1000}",
-        description=None if i % 2 else f"Details for task {i}: check the figures.",
+        description=f"Details for task {i}: check the figures." if i % 2 == 0 else None,
         completed=False,
         priority=1 + i % 5,
-        created_at=now - timedelta(seconds=i),
-        updated_at=now - timedelta(seconds=i),
+        version=1,
+        created_at=created,
+        updated_at=created,
+        completed_at=None,
     )
 
 
@@ -83,61 +92,71 @@ def new_user(email: str) -> User:
     return User(id=uuid.uuid4(), email=email, password_hash="x", created_at=now, updated_at=now)
 
 
-def seed(engine) -> None:
-    with Session(engine) as s:
-        if s.exec(select(func.count()).select_from(Task)).one() > 0:
-            return
-        for u in range(USERS):
-            user = new_user(f"sqlmodel{u}@bench.example")
-            s.add(user)
-            s.flush()
-            s.add_all(new_task(user.id, i) for i in range(TASKS_PER_USER))
-        s.commit()
-
-
-def keys(engine):
-    with Session(engine) as s:
-        return [tuple(r) for r in s.exec(select(Task.user_id, Task.id).limit(4096)).all()]
+def read_keys(path: str):
+    with open(path) as f:
+        ks = [tuple(uuid.UUID(v) for v in line.strip().split("\t")) for line in f if line.strip()]
+    if not ks:
+        sys.exit(f"{path} holds no key: seed the database first")
+    return ks
 
 
 def measure(threads: int, seconds: float, op) -> float:
-    """Operations per second of `op` run in a loop by `threads` threads for `seconds`."""
+    """Units per second of `op(thread, rng)` (which returns the units it did) run in a loop by
+    `threads` threads until `seconds` have passed, at least once each."""
     counts = [0] * threads
-    stop = time.monotonic() + seconds
-    barrier = threading.Barrier(threads)
+    done = threading.Event()
+    barrier = threading.Barrier(threads + 1)
+    errors = []
 
     def worker(n):
         rng = random.Random(n)
         barrier.wait()
-        while time.monotonic() < stop:
-            op(rng)
-            counts[n] += 1
+        try:
+            while True:
+                counts[n] += op(n, rng)
+                if done.is_set():
+                    return
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
 
     ts = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    start = time.monotonic()
     for t in ts:
         t.start()
+    barrier.wait()
+    start = time.monotonic()
+    time.sleep(seconds)
+    done.set()
     for t in ts:
         t.join()
+    if errors:
+        raise errors[0]
     return sum(counts) / (time.monotonic() - start)
 
 
-def run(engine, seconds: float) -> None:
-    ks = keys(engine)
-    owners = sorted({o for o, _ in ks})
+def make_users(engine, prefix: str, n: int):
     with Session(engine) as s:
-        creator = new_user(f"sqlmodel-creator-{uuid.uuid4()}@bench.example")
-        s.add(creator)
+        users = [new_user(f"{prefix}-{uuid.uuid4()}@bench.example") for _ in range(n)]
+        s.add_all(users)
         s.commit()
-        creator_id = creator.id
+        return [u.id for u in users]
 
-    def get(rng):
+
+def run(engine, seconds: float, keys_file: str, chosen) -> None:
+    ks = read_keys(keys_file)
+    owners = sorted({o for o, _ in ks})
+    # Open the pool's 4 connections before measuring, as the layer's pool is (all up front).
+    conns = [engine.connect() for _ in range(4)]
+    for c in conns:
+        c.close()
+
+    def get(_, rng):
         owner, id_ = ks[rng.randrange(len(ks))]
         with Session(engine) as s:
             t = s.exec(select(Task).where(Task.user_id == owner, Task.id == id_)).first()
-            assert t is not None
+            assert t is not None, f"seeded task {id_} missing"
+        return 1
 
-    def list_page(rng):
+    def list_page(_, rng):
         owner = owners[rng.randrange(len(owners))]
         with Session(engine) as s:
             page = s.exec(
@@ -146,49 +165,58 @@ def run(engine, seconds: float) -> None:
                 .order_by(Task.created_at.desc(), Task.id.desc())
                 .limit(20)
             ).all()
-            assert page
+            assert page, f"seeded owner {owner} has no open task"
+        return 1
 
-    def create(rng):
-        with Session(engine) as s:
-            s.add(new_task(creator_id, rng.randrange(1_000_000)))
-            s.commit()
+    for name, op in (("get", get), ("list", list_page)):
+        if name in chosen:
+            for threads in (1, 4):
+                print(f"sqlmodel {name} {threads} {measure(threads, seconds, op):.0f}", flush=True)
 
-    for name, op in (("get", get), ("list", list_page), ("create", create)):
+    if "create" in chosen:
         for threads in (1, 4):
-            print(f"sqlmodel {name} {threads} {measure(threads, seconds, op):.0f}", flush=True)
+            (creator,) = make_users(engine, "sqlmodel-creator", 1)
 
-    for threads in (1, 4):
-        # Each thread writes BULK / threads rows for an owner of its own, in one transaction.
-        per = BULK // threads
-        with Session(engine) as s:
-            bulk_owners = [new_user(f"sqlmodel-bulk-{uuid.uuid4()}@bench.example") for _ in range(threads)]
-            s.add_all(bulk_owners)
-            s.commit()
-            bulk_ids = [u.id for u in bulk_owners]
+            def create(_, rng):
+                i = rng.randrange(1_000_000)
+                with Session(engine) as s:
+                    s.add(Task(**task_fields(creator, i, datetime.now(timezone.utc))))
+                    s.commit()
+                return 1
 
-        def bulk(n):
-            with Session(engine) as s:
-                s.add_all(new_task(bulk_ids[n], i) for i in range(per))
-                s.commit()
+            print(f"sqlmodel create {threads} {measure(threads, seconds, create):.0f}", flush=True)
 
-        ts = [threading.Thread(target=bulk, args=(n,)) for n in range(threads)]
-        start = time.monotonic()
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        print(f"sqlmodel bulk {threads} {per * threads / (time.monotonic() - start):.0f}", flush=True)
+    if "bulk" in chosen:
+        for variant in ("add_all", "insert_1000"):
+            for threads in (1, 4):
+                per = BULK // threads
+                bulk_owners = make_users(engine, f"sqlmodel-bulk-{variant}", threads)
+
+                def bulk(n, _):
+                    now = datetime.now(timezone.utc)
+                    with Session(engine) as s:
+                        if variant == "add_all":
+                            s.add_all(Task(**task_fields(bulk_owners[n], i, now)) for i in range(per))
+                        else:
+                            for lo in range(0, per, BATCH):
+                                rows = [
+                                    task_fields(bulk_owners[n], i, now)
+                                    for i in range(lo, min(per, lo + BATCH))
+                                ]
+                                s.execute(insert(Task), rows)
+                        s.commit()
+                    return per
+
+                rate = measure(threads, seconds, bulk)
+                print(f"sqlmodel bulk/{variant} {threads} {rate:.0f}", flush=True)
 
 
 def main() -> None:
-    url, cmd = sys.argv[1], sys.argv[2]
-    engine = engine_for(url)
-    if cmd == "seed":
-        seed(engine)
-    elif cmd == "run":
-        run(engine, float(sys.argv[3]))
+    if len(sys.argv) >= 5 and sys.argv[2] == "run":
+        chosen = sys.argv[5:] or ["get", "list", "create", "bulk"]
+        run(engine_for(sys.argv[1]), float(sys.argv[3]), sys.argv[4], chosen)
     else:
-        sys.exit("usage: workloads.py URL seed | run SECONDS")
+        sys.exit("usage: workloads.py URL run SECONDS KEYS_FILE [get|list|create|bulk ...]")
 
 
 if __name__ == "__main__":

@@ -178,23 +178,27 @@ fn send(
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
+/// A request without a body or extra headers.
+fn call(method: &str, url: &str, auth: Option<(&str, &str)>) -> Resp {
+    send(method, url, auth, &[], None)
+}
+
+/// A request with a JSON body.
+fn send_json(method: &str, url: &str, auth: Option<(&str, &str)>, body: &str) -> Resp {
+    send(method, url, auth, &[JSON], Some(body))
+}
+
 fn sign_up(s: &Server, email: &str, password: &str) -> Value {
     let body = json!({ "email": email, "password": password, "first_name": "Ada" }).to_string();
-    send("POST", &s.url("/v1/users"), None, &[JSON], Some(&body))
+    send_json("POST", &s.url("/v1/users"), None, &body)
         .expect(201)
         .json()
 }
 
 fn create_task(s: &Server, who: (&str, &str), body: Value) -> Value {
-    send(
-        "POST",
-        &s.url("/v1/tasks"),
-        Some(who),
-        &[JSON],
-        Some(&body.to_string()),
-    )
-    .expect(201)
-    .json()
+    send_json("POST", &s.url("/v1/tasks"), Some(who), &body.to_string())
+        .expect(201)
+        .json()
 }
 
 /// Every route and the status of each error a client can cause.
@@ -209,22 +213,21 @@ fn every_route(backend: Backend) {
     assert!(user.get("password_hash").is_none(), "{user}");
     let users = s.url("/v1/users");
     let dup = json!({"email": "ADA@example.com", "password": "whatever1"}).to_string();
-    let r = send("POST", &users, None, &[JSON], Some(&dup)).expect(409);
+    let r = send_json("POST", &users, None, &dup).expect(409);
     assert_eq!(r.json()["kind"], "conflict");
     let bad_email = json!({"email": "nope", "password": "whatever1"}).to_string();
-    let r = send("POST", &users, None, &[JSON], Some(&bad_email)).expect(422);
+    let r = send_json("POST", &users, None, &bad_email).expect(422);
     assert_eq!(r.json()["field"], "email");
     let short = json!({"email": "b@example.com", "password": "short"}).to_string();
-    let r = send("POST", &users, None, &[JSON], Some(&short)).expect(422);
+    let r = send_json("POST", &users, None, &short).expect(422);
     assert_eq!(r.json()["field"], "password");
-    send("POST", &users, None, &[JSON], Some("{not json")).expect(400);
-    send("POST", &users, None, &[JSON], Some(r#"{"email": 3}"#)).expect(422);
-    send(
+    send_json("POST", &users, None, "{not json").expect(400);
+    send_json("POST", &users, None, r#"{"email": 3}"#).expect(422);
+    send_json(
         "POST",
         &users,
         None,
-        &[JSON],
-        Some(r#"{"email":"c@example.com","password":"whatever1","admin":true}"#),
+        r#"{"email":"c@example.com","password":"whatever1","admin":true}"#,
     )
     .expect(422);
     send(
@@ -236,17 +239,17 @@ fn every_route(backend: Backend) {
     )
     .expect(415);
     let huge = json!({"email": "d@example.com", "password": "x".repeat(100_000)}).to_string();
-    let r = send("POST", &users, None, &[JSON], Some(&huge)).expect(413);
+    let r = send_json("POST", &users, None, &huge).expect(413);
     let msg = r.json()["message"].as_str().unwrap().to_owned();
     assert!(msg.contains("at most 65536 bytes"), "{msg}");
 
     // Authentication failures: one answer for all of them.
     let me = s.url("/v1/me");
     let unauthorized: Vec<Resp> = vec![
-        send("GET", &me, None, &[], None),
-        send("GET", &me, Some((ada.0, "wrong password")), &[], None),
-        send("GET", &me, Some(("nobody@example.com", ada.1)), &[], None),
-        send("GET", &me, Some(("not an email", ada.1)), &[], None),
+        call("GET", &me, None),
+        call("GET", &me, Some((ada.0, "wrong password"))),
+        call("GET", &me, Some(("nobody@example.com", ada.1))),
+        call("GET", &me, Some(("not an email", ada.1))),
         send("GET", &me, None, &[("Authorization", "Basic !!!")], None),
         send("GET", &me, None, &[("Authorization", "Bearer abc")], None),
     ];
@@ -258,60 +261,43 @@ fn every_route(backend: Backend) {
     }
 
     // Me.
-    let got = send("GET", &me, Some(ada), &[], None).expect(200).json();
+    let got = call("GET", &me, Some(ada)).expect(200).json();
     assert_eq!(got, user);
-    let patched = send(
+    let patched = send_json(
         "PATCH",
         &me,
         Some(ada),
-        &[JSON],
-        Some(r#"{"last_name": "Lovelace", "first_name": null}"#),
+        r#"{"last_name": "Lovelace", "first_name": null}"#,
     )
     .expect(200)
     .json();
     assert_eq!(patched["last_name"], "Lovelace");
     assert_eq!(patched["first_name"], Value::Null);
-    send(
-        "PATCH",
-        &me,
-        Some(ada),
-        &[JSON],
-        Some(r#"{"is_active": false}"#),
-    )
-    .expect(422);
+    send_json("PATCH", &me, Some(ada), r#"{"is_active": false}"#).expect(422);
 
     // Tasks: create, get (same JSON as the CLI's --json), list, patch, If-Match, done, reopen.
     let t1 = create_task(&s, ada, json!({"title": "Write", "priority": 5}));
     assert_eq!(t1["version"], 1);
     let id = t1["id"].as_str().unwrap().to_owned();
     let one = s.url(&format!("/v1/tasks/{id}"));
-    let r = send("GET", &one, Some(ada), &[], None).expect(200);
+    let r = call("GET", &one, Some(ada)).expect(200);
     assert_eq!(r.header("ETag"), Some("\"1\""));
     let via_cli = env.json(&["task", "get", "--user", ada.0, &id]);
     assert_eq!(r.json(), via_cli, "HTTP and CLI --json agree");
-    let r = send(
-        "POST",
-        &s.url("/v1/tasks"),
-        Some(ada),
-        &[JSON],
-        Some(r#"{"title": ""}"#),
-    )
-    .expect(422);
+    let r = send_json("POST", &s.url("/v1/tasks"), Some(ada), r#"{"title": ""}"#).expect(422);
     assert_eq!(r.json()["field"], "title");
-    send(
+    send_json(
         "POST",
         &s.url("/v1/tasks"),
         Some(ada),
-        &[JSON],
-        Some(r#"{"title": "x", "priority": 9}"#),
+        r#"{"title": "x", "priority": 9}"#,
     )
     .expect(422);
-    send(
+    send_json(
         "POST",
         &s.url("/v1/tasks"),
         Some(ada),
-        &[JSON],
-        Some(r#"{"title": "x", "user_id": "0192f1a6-3f3e-7c2a-9d4b-5e6f7a8b9c0d"}"#),
+        r#"{"title": "x", "user_id": "0192f1a6-3f3e-7c2a-9d4b-5e6f7a8b9c0d"}"#,
     )
     .expect(422);
     for i in 0..4 {
@@ -323,75 +309,32 @@ fn every_route(backend: Backend) {
     }
 
     let list = s.url("/v1/tasks");
-    let page = send(
-        "GET",
-        &format!("{list}?limit=2&sort=title"),
-        Some(ada),
-        &[],
-        None,
-    )
-    .expect(200)
-    .json();
+    let page = call("GET", &format!("{list}?limit=2&sort=title"), Some(ada))
+        .expect(200)
+        .json();
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
-    let page2 = send(
+    let page2 = call(
         "GET",
         &format!("{list}?limit=2&sort=title&cursor={cursor}"),
         Some(ada),
-        &[],
-        None,
     )
     .expect(200)
     .json();
     assert_ne!(page2["items"][0]["id"], page["items"][0]["id"]);
-    let high = send("GET", &format!("{list}?priority_min=5&completed=false&search=Wri&created_after=2000-01-01T00:00:00Z&created_before=2999-01-01T00:00:00Z"), Some(ada), &[], None)
+    let high = call("GET", &format!("{list}?priority_min=5&completed=false&search=Wri&created_after=2000-01-01T00:00:00Z&created_before=2999-01-01T00:00:00Z"), Some(ada))
         .expect(200)
         .json();
     assert_eq!(high["items"].as_array().unwrap().len(), 1, "{high}");
     assert_eq!(high["next_cursor"], Value::Null);
-    let r = send("GET", &format!("{list}?limit=5000"), Some(ada), &[], None).expect(422);
+    let r = call("GET", &format!("{list}?limit=5000"), Some(ada)).expect(422);
     assert_eq!(r.json()["field"], "limit");
-    send("GET", &format!("{list}?limit=0"), Some(ada), &[], None).expect(422);
-    send(
-        "GET",
-        &format!("{list}?sort=sideways"),
-        Some(ada),
-        &[],
-        None,
-    )
-    .expect(422);
-    send(
-        "GET",
-        &format!("{list}?created_after=yesterday"),
-        Some(ada),
-        &[],
-        None,
-    )
-    .expect(422);
-    send(
-        "GET",
-        &format!("{list}?completed=maybe"),
-        Some(ada),
-        &[],
-        None,
-    )
-    .expect(422);
-    send(
-        "GET",
-        &format!("{list}?cursor=garbage"),
-        Some(ada),
-        &[],
-        None,
-    )
-    .expect(422);
-    send(
-        "GET",
-        &format!("{list}?owner=someone"),
-        Some(ada),
-        &[],
-        None,
-    )
-    .expect(422);
+    call("GET", &format!("{list}?limit=0"), Some(ada)).expect(422);
+    call("GET", &format!("{list}?sort=sideways"), Some(ada)).expect(422);
+    call("GET", &format!("{list}?created_after=yesterday"), Some(ada)).expect(422);
+    call("GET", &format!("{list}?completed=maybe"), Some(ada)).expect(422);
+    call("GET", &format!("{list}?cursor=garbage"), Some(ada)).expect(422);
+    call("GET", &format!("{list}?owner=someone"), Some(ada)).expect(422);
 
     // PATCH with If-Match: current version 200, stale 409, malformed 400.
     let r = send(
@@ -413,7 +356,7 @@ fn every_route(backend: Backend) {
     )
     .expect(409);
     assert_eq!(r.json()["kind"], "stale_version");
-    let r = send("GET", &one, Some(ada), &[], None).expect(200).json();
+    let r = call("GET", &one, Some(ada)).expect(200).json();
     assert_eq!(r["title"], "Write more", "a stale update changes nothing");
     send(
         "PATCH",
@@ -423,27 +366,26 @@ fn every_route(backend: Backend) {
         Some(r#"{"title": "x"}"#),
     )
     .expect(400);
-    send(
+    send_json(
         "PATCH",
         &one,
         Some(ada),
-        &[JSON],
-        Some(r#"{"description": null, "priority": 2}"#),
+        r#"{"description": null, "priority": 2}"#,
     )
     .expect(200);
-    send("PATCH", &one, Some(ada), &[JSON], Some(r#"{"version": 7}"#)).expect(422);
-    let done = send("POST", &format!("{one}/done"), Some(ada), &[], None)
+    send_json("PATCH", &one, Some(ada), r#"{"version": 7}"#).expect(422);
+    let done = call("POST", &format!("{one}/done"), Some(ada))
         .expect(200)
         .json();
     assert_eq!(done["completed"], true);
     assert!(done["completed_at"].is_string());
-    let open = send("POST", &format!("{one}/reopen"), Some(ada), &[], None)
+    let open = call("POST", &format!("{one}/reopen"), Some(ada))
         .expect(200)
         .json();
     assert_eq!(open["completed"], false);
 
     // Stats: the CLI's --json.
-    let stats = send("GET", &s.url("/v1/stats"), Some(ada), &[], None)
+    let stats = call("GET", &s.url("/v1/stats"), Some(ada))
         .expect(200)
         .json();
     assert_eq!(stats, env.json(&["stats", "--user", ada.0]));
@@ -452,27 +394,18 @@ fn every_route(backend: Backend) {
     // Another user sees none of it: the owner is always the authenticated user.
     let bob = ("bob@example.com", "battery staple");
     sign_up(&s, bob.0, bob.1);
-    let r = send("GET", &one, Some(bob), &[], None).expect(404);
+    let r = call("GET", &one, Some(bob)).expect(404);
     assert_eq!(r.json()["kind"], "not_found");
-    send(
-        "PATCH",
-        &one,
-        Some(bob),
-        &[JSON],
-        Some(r#"{"title": "mine"}"#),
-    )
-    .expect(404);
-    send("DELETE", &one, Some(bob), &[], None).expect(404);
-    send("POST", &format!("{one}/done"), Some(bob), &[], None).expect(404);
-    let bobs = send("GET", &list, Some(bob), &[], None).expect(200).json();
+    send_json("PATCH", &one, Some(bob), r#"{"title": "mine"}"#).expect(404);
+    call("DELETE", &one, Some(bob)).expect(404);
+    call("POST", &format!("{one}/done"), Some(bob)).expect(404);
+    let bobs = call("GET", &list, Some(bob)).expect(200).json();
     assert_eq!(bobs["items"], json!([]));
-    send("GET", &s.url("/v1/tasks/not-a-uuid"), Some(ada), &[], None).expect(422);
-    send(
+    call("GET", &s.url("/v1/tasks/not-a-uuid"), Some(ada)).expect(422);
+    call(
         "GET",
         &s.url("/v1/tasks/0192f1a6-3f3e-7c2a-9d4b-5e6f7a8b9c0d"),
         Some(ada),
-        &[],
-        None,
     )
     .expect(404);
 
@@ -572,24 +505,20 @@ fn every_route(backend: Backend) {
     .expect(406);
 
     // Delete a task, then me: afterwards my credentials no longer work.
-    let r = send("DELETE", &one, Some(ada), &[], None)
-        .expect(200)
-        .json();
+    let r = call("DELETE", &one, Some(ada)).expect(200).json();
     assert_eq!(r, json!({ "deleted": id }));
-    send("GET", &one, Some(ada), &[], None).expect(404);
-    let r = send("DELETE", &me, Some(bob), &[], None).expect(200).json();
+    call("GET", &one, Some(ada)).expect(404);
+    let r = call("DELETE", &me, Some(bob)).expect(200).json();
     assert!(r["deleted"].is_string());
-    send("GET", &me, Some(bob), &[], None).expect(401);
+    call("GET", &me, Some(bob)).expect(401);
 
     // Unknown routes and methods: JSON errors too.
-    send("GET", &s.url("/v2/nothing"), Some(ada), &[], None).expect(404);
-    send("PUT", &s.url("/v1/stats"), Some(ada), &[], None).expect(405);
+    call("GET", &s.url("/v2/nothing"), Some(ada)).expect(404);
+    call("PUT", &s.url("/v1/stats"), Some(ada)).expect(405);
 
     // Operational routes and the request id.
-    send("GET", &s.url("/healthz"), None, &[], None).expect(200);
-    let ready = send("GET", &s.url("/readyz"), None, &[], None)
-        .expect(200)
-        .json();
+    call("GET", &s.url("/healthz"), None).expect(200);
+    let ready = call("GET", &s.url("/readyz"), None).expect(200).json();
     assert_eq!(ready["status"], "ok");
     let r = send(
         "GET",
@@ -599,15 +528,13 @@ fn every_route(backend: Backend) {
         None,
     );
     assert_eq!(r.header("X-Request-Id"), Some("trace-me-42"));
-    let r = send("GET", &s.url("/healthz"), None, &[], None);
+    let r = call("GET", &s.url("/healthz"), None);
     assert_eq!(
         r.header("X-Request-Id").unwrap().len(),
         36,
         "a generated UUID"
     );
-    let metrics = send("GET", &s.url("/metrics"), None, &[], None)
-        .expect(200)
-        .text;
+    let metrics = call("GET", &s.url("/metrics"), None).expect(200).text;
     for needle in [
         "http_requests_total{method=\"GET\",route=\"/v1/tasks/{id}\",status=\"200\"}",
         "http_requests_total{method=\"PATCH\",route=\"/v1/tasks/{id}\",status=\"409\"}",
@@ -689,73 +616,23 @@ fn cli_password_and_inactive(backend: Backend) {
 
     let s = Server::start(env.url.as_deref().unwrap(), &[]);
     let me = s.url("/v1/me");
-    send(
-        "GET",
-        &me,
-        Some(("cli@example.com", "from the cli")),
-        &[],
-        None,
-    )
-    .expect(200);
-    send(
-        "GET",
-        &me,
-        Some(("stdin@example.com", "piped password")),
-        &[],
-        None,
-    )
-    .expect(200);
-    send(
-        "GET",
-        &me,
-        Some(("cli@example.com", "from the CLI")),
-        &[],
-        None,
-    )
-    .expect(401);
+    call("GET", &me, Some(("cli@example.com", "from the cli"))).expect(200);
+    call("GET", &me, Some(("stdin@example.com", "piped password"))).expect(200);
+    call("GET", &me, Some(("cli@example.com", "from the CLI"))).expect(401);
     env.json(&["user", "deactivate", "cli@example.com"]);
-    send(
-        "GET",
-        &me,
-        Some(("cli@example.com", "from the cli")),
-        &[],
-        None,
-    )
-    .expect(401);
+    call("GET", &me, Some(("cli@example.com", "from the cli"))).expect(401);
     env.json(&["user", "activate", "cli@example.com"]);
-    send(
-        "GET",
-        &me,
-        Some(("cli@example.com", "from the cli")),
-        &[],
-        None,
-    )
-    .expect(200);
+    call("GET", &me, Some(("cli@example.com", "from the cli"))).expect(200);
     // A password changed over HTTP: the old one stops working at once.
-    send(
+    send_json(
         "PATCH",
         &me,
         Some(("cli@example.com", "from the cli")),
-        &[JSON],
-        Some(r#"{"password": "a new secret"}"#),
+        r#"{"password": "a new secret"}"#,
     )
     .expect(200);
-    send(
-        "GET",
-        &me,
-        Some(("cli@example.com", "from the cli")),
-        &[],
-        None,
-    )
-    .expect(401);
-    send(
-        "GET",
-        &me,
-        Some(("cli@example.com", "a new secret")),
-        &[],
-        None,
-    )
-    .expect(200);
+    call("GET", &me, Some(("cli@example.com", "from the cli"))).expect(401);
+    call("GET", &me, Some(("cli@example.com", "a new secret"))).expect(200);
 }
 
 #[test]
@@ -780,7 +657,7 @@ fn unknown_email_costs_what_a_wrong_password_costs_sqlite() {
         let mut v: Vec<Duration> = (0..5)
             .map(|_| {
                 let t = Instant::now();
-                send("GET", &me, Some((email, "wrong password")), &[], None).expect(401);
+                call("GET", &me, Some((email, "wrong password"))).expect(401);
                 t.elapsed()
             })
             .collect();
@@ -810,14 +687,14 @@ fn eight_clients(backend: Backend) {
                     let t = create_task(s, who, json!({"title": format!("c{c} t{i}")}));
                     let id = t["id"].as_str().unwrap();
                     let url = s.url(&format!("/v1/tasks/{id}"));
-                    send("GET", &url, Some(who), &[], None).expect(200);
-                    send("POST", &format!("{url}/done"), Some(who), &[], None).expect(200);
-                    send("GET", &s.url("/v1/tasks?limit=20"), Some(who), &[], None).expect(200);
+                    call("GET", &url, Some(who)).expect(200);
+                    call("POST", &format!("{url}/done"), Some(who)).expect(200);
+                    call("GET", &s.url("/v1/tasks?limit=20"), Some(who)).expect(200);
                 }
             });
         }
     });
-    let stats = send("GET", &s.url("/v1/stats"), Some(who), &[], None)
+    let stats = call("GET", &s.url("/v1/stats"), Some(who))
         .expect(200)
         .json();
     assert_eq!(stats["total"], 120);
@@ -921,7 +798,7 @@ fn load(
                     let mut out = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         let start = Instant::now();
-                        let r = std::panic::catch_unwind(|| send("GET", url, Some(who), &[], None));
+                        let r = std::panic::catch_unwind(|| call("GET", url, Some(who)));
                         let end = Instant::now();
                         let (status, retry_after) = match r {
                             Ok(r) => {
@@ -971,7 +848,7 @@ fn database_down_under_load_answers_503_then_recovers_postgres() {
     sign_up(&s, who.0, who.1);
     let task = create_task(&s, who, json!({"title": "survive"}));
     let url = s.url(&format!("/v1/tasks/{}", task["id"].as_str().unwrap()));
-    send("GET", &url, Some(who), &[], None).expect(200);
+    call("GET", &url, Some(who)).expect(200);
 
     let stop = AtomicBool::new(false);
     let bound = Duration::from_millis(acquire_ms + 250);
@@ -1058,7 +935,7 @@ fn pool_exhausted(backend: Backend) {
         create_task(&s, who, json!({"title": format!("t{i}")}));
     }
     let url = s.url("/v1/tasks?limit=50");
-    send("GET", &url, Some(who), &[], None).expect(200);
+    call("GET", &url, Some(who)).expect(200);
     let stop = AtomicBool::new(false);
     let samples = std::thread::scope(|scope| {
         let loader = scope.spawn(|| load(&url, who, 64, &stop));
@@ -1161,7 +1038,7 @@ fn if_match_forms(backend: Backend) {
         .expect(400);
         assert_eq!(r.json()["field"], "If-Match", "{bad:?}");
     }
-    let r = send("GET", &url, Some(ada), &[], None).expect(200);
+    let r = call("GET", &url, Some(ada)).expect(200);
     assert_eq!(
         r.json()["version"],
         2,
@@ -1183,9 +1060,9 @@ fn if_match_forms_postgres() {
 fn readyz_schema_not_current(backend: Backend) {
     let env = CliEnv::new(backend);
     let s = Server::start(env.url.as_deref().unwrap(), &[]);
-    send("GET", &s.url("/readyz"), None, &[], None).expect(200);
+    call("GET", &s.url("/readyz"), None).expect(200);
     env.json(&["migrate", "revert"]);
-    let r = send("GET", &s.url("/readyz"), None, &[], None).expect(503);
+    let r = call("GET", &s.url("/readyz"), None).expect(503);
     assert_eq!(r.json()["kind"], "schema_not_current", "{r:?}");
     assert!(r.header("Retry-After").is_some(), "{r:?}");
     assert!(
@@ -1195,7 +1072,7 @@ fn readyz_schema_not_current(backend: Backend) {
             .contains("taskstore migrate run")
     );
     env.json(&["migrate", "run"]);
-    send("GET", &s.url("/readyz"), None, &[], None).expect(200);
+    call("GET", &s.url("/readyz"), None).expect(200);
 }
 
 #[test]
@@ -1232,7 +1109,7 @@ fn database_gone_answers_503_without_its_detail_postgres() {
         ("GET", "/v1/me", Some(ada)),
         ("GET", "/v1/tasks", Some(ada)),
     ] {
-        let r = send(method, &s.url(path), auth, &[], None).expect(503);
+        let r = call(method, &s.url(path), auth).expect(503);
         assert!(r.header("Retry-After").is_some(), "{r:?}");
         for leak in [
             name.as_str(),

@@ -18,7 +18,8 @@ use serde::Deserialize;
 use serde_json::json;
 use taskstore::Error;
 use taskstore::models::{
-    NewTask, NewUser, PageRequest, TaskFilter, TaskId, TaskPatch, TaskSort, User, UserPatch,
+    NewTask, NewUser, PageRequest, Task, TaskFilter, TaskId, TaskPatch, TaskSort, User, UserId,
+    UserPatch,
 };
 
 use super::auth::{self, Authenticator};
@@ -41,27 +42,24 @@ impl FromRequestParts<AppState> for Me {
             .and_then(|v| v.to_str().ok())
             .and_then(Authenticator::parse_basic)
             .ok_or_else(ApiError::unauthorized)?;
-        let st = state.clone();
-        st.gate
-            .clone()
-            .run(move || {
-                let user = match st.db.users().get_by_email(&email) {
-                    Ok(u) => Some(u),
-                    // An address that is not one cannot belong to anyone: same as unknown.
-                    Err(Error::NotFound { .. } | Error::Validation { .. }) => None,
-                    Err(e) => return Err(e.into()),
-                };
-                match user {
-                    Some(u) if st.auth.verify(Some(&u), &password) => Ok(Me(u)),
-                    other => {
-                        if other.is_none() {
-                            st.auth.verify(None, &password);
-                        }
-                        Err(ApiError::unauthorized())
+        blocking(state.clone(), move |st| {
+            let user = match st.db.users().get_by_email(&email) {
+                Ok(u) => Some(u),
+                // An address that is not one cannot belong to anyone: same as unknown.
+                Err(Error::NotFound { .. } | Error::Validation { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            match user {
+                Some(u) if st.auth.verify(Some(&u), &password) => Ok(Me(u)),
+                other => {
+                    if other.is_none() {
+                        st.auth.verify(None, &password);
                     }
+                    Err(ApiError::unauthorized())
                 }
-            })
-            .await
+            }
+        })
+        .await
     }
 }
 
@@ -86,6 +84,35 @@ fn task_id(path: Result<Path<String>, PathRejection>) -> Result<TaskId, ApiError
         .map_err(|_| Error::validation("id", "expected a task id (UUID) in the path").into())
 }
 
+/// Runs `f` with the state on a blocking thread through the gate: 503 when the gate is full,
+/// `f`'s error otherwise (see [`super::state::BlockingGate::run`]). Every database call of a
+/// route goes through here.
+async fn blocking<T, E, F>(st: AppState, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&AppState) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    ApiError: From<E>,
+{
+    let gate = st.gate.clone();
+    gate.run(move || Ok(f(&st)?)).await
+}
+
+/// The routes on one task (`/v1/tasks/{id}`, `/done`, `/reopen`): the id from the path, `op`
+/// on the authenticated user's task, the task with its version as `ETag`.
+async fn one_task<F>(
+    st: AppState,
+    me: User,
+    path: Result<Path<String>, PathRejection>,
+    op: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(&AppState, UserId, TaskId) -> Result<Task, Error> + Send + 'static,
+{
+    let id = task_id(path)?;
+    let task = blocking(st, move |st| op(st, me.id, id)).await?;
+    Ok(with_etag(task))
+}
+
 /// `POST /v1/users`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -104,19 +131,16 @@ pub async fn sign_up(
     body: Result<Json<SignUp>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let body = json_body(body)?;
-    let user = st
-        .gate
-        .clone()
-        .run(move || {
-            let hash = auth::hash_password(&body.password)?;
-            Ok(st.db.users().create(&NewUser {
-                email: &body.email,
-                password_hash: &hash,
-                first_name: body.first_name.as_deref(),
-                last_name: body.last_name.as_deref(),
-            })?)
+    let user = blocking(st, move |st| {
+        let hash = auth::hash_password(&body.password)?;
+        st.db.users().create(&NewUser {
+            email: &body.email,
+            password_hash: &hash,
+            first_name: body.first_name.as_deref(),
+            last_name: body.last_name.as_deref(),
         })
-        .await?;
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
@@ -150,25 +174,22 @@ pub async fn patch_me(
     body: Result<Json<MePatch>, JsonRejection>,
 ) -> Result<Json<User>, ApiError> {
     let body = json_body(body)?;
-    let user = st
-        .gate
-        .clone()
-        .run(move || {
-            let password_hash = body
-                .password
-                .as_deref()
-                .map(auth::hash_password)
-                .transpose()?;
-            let patch = UserPatch {
-                email: body.email,
-                password_hash,
-                first_name: body.first_name,
-                last_name: body.last_name,
-                is_active: None,
-            };
-            Ok(st.db.users().update(me.id, &patch)?)
-        })
-        .await?;
+    let user = blocking(st, move |st| {
+        let password_hash = body
+            .password
+            .as_deref()
+            .map(auth::hash_password)
+            .transpose()?;
+        let patch = UserPatch {
+            email: body.email,
+            password_hash,
+            first_name: body.first_name,
+            last_name: body.last_name,
+            is_active: None,
+        };
+        st.db.users().update(me.id, &patch)
+    })
+    .await?;
     Ok(Json(user))
 }
 
@@ -178,10 +199,7 @@ pub async fn delete_me(
     Me(me): Me,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = me.id;
-    st.gate
-        .clone()
-        .run(move || Ok(st.db.users().delete(id)?))
-        .await?;
+    blocking(st, move |st| st.db.users().delete(id)).await?;
     Ok(Json(json!({ "deleted": id })))
 }
 
@@ -203,20 +221,17 @@ pub async fn create_task(
     body: Result<Json<CreateTask>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let body = json_body(body)?;
-    let task = st
-        .gate
-        .clone()
-        .run(move || {
-            Ok(st.db.tasks().create(
-                me.id,
-                &NewTask {
-                    title: &body.title,
-                    description: body.description.as_deref(),
-                    priority: body.priority,
-                },
-            )?)
-        })
-        .await?;
+    let task = blocking(st, move |st| {
+        st.db.tasks().create(
+            me.id,
+            &NewTask {
+                title: &body.title,
+                description: body.description.as_deref(),
+                priority: body.priority,
+            },
+        )
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(task)).into_response())
 }
 
@@ -283,11 +298,10 @@ pub async fn list_tasks(
         limit,
         cursor: q.cursor,
     };
-    let page = st
-        .gate
-        .clone()
-        .run(move || Ok(st.db.tasks().list(me.id, &filter, sort, &page)?))
-        .await?;
+    let page = blocking(st, move |st| {
+        st.db.tasks().list(me.id, &filter, sort, &page)
+    })
+    .await?;
     Ok(Json(page).into_response())
 }
 
@@ -306,13 +320,7 @@ pub async fn get_task(
     Me(me): Me,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = task_id(path)?;
-    let task = st
-        .gate
-        .clone()
-        .run(move || Ok(st.db.tasks().get(me.id, id)?))
-        .await?;
-    Ok(with_etag(task))
+    one_task(st, me, path, |st, owner, id| st.db.tasks().get(owner, id)).await
 }
 
 /// The version in `If-Match`: `3`, `"3"` or `W/"3"` (the `ETag` of `GET` is `"3"`); `*`
@@ -349,11 +357,10 @@ pub async fn patch_task(
     let id = task_id(path)?;
     let expected = if_match(&headers)?;
     let patch = json_body(body)?;
-    let task = st
-        .gate
-        .clone()
-        .run(move || Ok(st.db.tasks().update(me.id, id, &patch, expected)?))
-        .await?;
+    let task = blocking(st, move |st| {
+        st.db.tasks().update(me.id, id, &patch, expected)
+    })
+    .await?;
     Ok(with_etag(task))
 }
 
@@ -364,10 +371,7 @@ pub async fn delete_task(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = task_id(path)?;
-    st.gate
-        .clone()
-        .run(move || Ok(st.db.tasks().delete(me.id, id)?))
-        .await?;
+    blocking(st, move |st| st.db.tasks().delete(me.id, id)).await?;
     Ok(Json(json!({ "deleted": id })))
 }
 
@@ -377,13 +381,10 @@ pub async fn complete_task(
     Me(me): Me,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = task_id(path)?;
-    let task = st
-        .gate
-        .clone()
-        .run(move || Ok(st.db.tasks().complete(me.id, id)?))
-        .await?;
-    Ok(with_etag(task))
+    one_task(st, me, path, |st, owner, id| {
+        st.db.tasks().complete(owner, id)
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/v1/tasks/{id}/reopen", tag = "tasks", security(("basic" = [])), params(("id" = String, Path, description = "the task id (UUID)")), responses((status = 200, description = "the reopened task", body = openapi::Task), (status = 404, description = "no such task of yours", body = ErrorBody), (status = 422, description = "the id is not a UUID", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
@@ -392,13 +393,10 @@ pub async fn reopen_task(
     Me(me): Me,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = task_id(path)?;
-    let task = st
-        .gate
-        .clone()
-        .run(move || Ok(st.db.tasks().reopen(me.id, id)?))
-        .await?;
-    Ok(with_etag(task))
+    one_task(st, me, path, |st, owner, id| {
+        st.db.tasks().reopen(owner, id)
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/stats", tag = "tasks", security(("basic" = [])), responses((status = 200, description = "the user's task counts", body = openapi::TaskStats), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]
@@ -406,11 +404,7 @@ pub async fn stats(
     State(st): State<AppState>,
     Me(me): Me,
 ) -> Result<Json<taskstore::TaskStats>, ApiError> {
-    let stats = st
-        .gate
-        .clone()
-        .run(move || Ok(st.db.tasks().stats(me.id)?))
-        .await?;
+    let stats = blocking(st, move |st| st.db.tasks().stats(me.id)).await?;
     Ok(Json(stats))
 }
 
@@ -474,29 +468,26 @@ pub async fn import_tasks(
         .with_field("body")
     })?;
     let max_rows = st.limits.import_rows;
-    let out = st
-        .gate
-        .clone()
-        .run(move || {
-            let started = Instant::now();
-            let bytes = body.strip_prefix(io::read::BOM).unwrap_or(&body);
-            let rows = io::check(bytes, format, "the request body")?;
-            if rows.len() > max_rows {
-                return Err(Error::validation(
-                    "body",
-                    format!(
-                        "{} rows; an import is at most {max_rows} rows: split it",
-                        rows.len()
-                    ),
-                )
-                .into());
-            }
-            let written = io::write_rows(&st.db, me.id, &rows, |_| {})?;
-            let secs = started.elapsed().as_secs_f64();
-            let rate = written as f64 / secs.max(1e-9);
-            Ok(json!({ "imported": written, "seconds": secs, "rows_per_second": rate }))
-        })
-        .await?;
+    let out = blocking(st, move |st| {
+        let started = Instant::now();
+        let bytes = body.strip_prefix(io::read::BOM).unwrap_or(&body);
+        let rows = io::check(bytes, format, "the request body")?;
+        if rows.len() > max_rows {
+            return Err(Error::validation(
+                "body",
+                format!(
+                    "{} rows; an import is at most {max_rows} rows: split it",
+                    rows.len()
+                ),
+            )
+            .into());
+        }
+        let written = io::write_rows(&st.db, me.id, &rows, |_| {})?;
+        let secs = started.elapsed().as_secs_f64();
+        let rate = written as f64 / secs.max(1e-9);
+        Ok::<_, ApiError>(json!({ "imported": written, "seconds": secs, "rows_per_second": rate }))
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 

@@ -332,8 +332,12 @@ impl Worker {
                         };
                         std::hint::black_box(tasks.update(owner, id, &patch, None)?);
                     }
-                    1 => std::hint::black_box(drop(tasks.complete(owner, id)?)),
-                    _ => std::hint::black_box(drop(tasks.reopen(owner, id)?)),
+                    1 => {
+                        std::hint::black_box(tasks.complete(owner, id)?);
+                    }
+                    _ => {
+                        std::hint::black_box(tasks.reopen(owner, id)?);
+                    }
                 }
             }
             4 => {

@@ -209,7 +209,7 @@ where
                 Arc::clone(&barrier),
             );
             std::thread::spawn(move || -> Result<u64> {
-                let mut rng = support::Rng::new(0x5_0140_DE1 + t as u64);
+                let mut rng = support::Rng::new(0x5014_0DE1 + t as u64);
                 let mut units = 0;
                 barrier.wait();
                 loop {

@@ -15,6 +15,14 @@
 //! (`Database::run`; for r2d2, around `Pool::get`), into an `hdrhistogram` per thread, merged
 //! over all rounds of a case.
 //!
+//! Beside the rates, each case reports the client process's CPU time (user + system) and
+//! context switches (voluntary + involuntary) per operation, from `getrusage`: on a machine
+//! shared with other work these move far less than the rates do.
+//!
+//! With `CONTENTION_DUMP=DIR` the merged wait histogram of each case is written to
+//! `DIR/wait_<layer|r2d2>_<threads>.tsv` (`quantile<TAB>µs`, one line per step of
+//! `hdrhistogram`'s quantile iteration), for `bench/plot_throughput.sh`.
+//!
 //! Creates `taskstore_bench_contention` on the shared server (`TASKSTORE_BENCH_PG_URL`,
 //! default `postgres://postgres@127.0.0.1:5432/postgres`), seeds 100 users × 1 000 tasks
 //! through the layer, and drops it at the end.
@@ -44,6 +52,20 @@ struct Case {
     threads: usize,
     ops_per_sec: Vec<f64>,
     wait_us: Histogram<u64>,
+    /// Summed over rounds: operations, client CPU µs, context switches.
+    usage: (u64, f64, f64),
+}
+
+/// The process's CPU time (user + system, µs) and context switches so far.
+fn rusage() -> (f64, f64) {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    (
+        us(u.ru_utime) + us(u.ru_stime),
+        (u.ru_nvcsw + u.ru_nivcsw) as f64,
+    )
 }
 
 impl Case {
@@ -97,6 +119,7 @@ fn main() -> Result<()> {
         threads,
         ops_per_sec: Vec::new(),
         wait_us: new_hist(),
+        usage: (0, 0.0, 0.0),
     })
     .collect();
 
@@ -108,7 +131,12 @@ fn main() -> Result<()> {
         };
         for i in order {
             let case = &mut cases[i];
+            let before = rusage();
             let (ops, hist) = run_case(case.mode, case.threads, seconds, &keys, &layer, &plain)?;
+            let after = rusage();
+            case.usage.0 += hist.len();
+            case.usage.1 += after.0 - before.0;
+            case.usage.2 += after.1 - before.1;
             eprintln!("round {} {}: {ops:.0} ops/s", round + 1, case.name());
             case.ops_per_sec.push(ops);
             case.wait_us.add(&hist)?;
@@ -122,13 +150,14 @@ fn main() -> Result<()> {
         .unwrap_or_default();
     println!("\n== {rounds} rounds of {seconds} s per case, {now}");
     println!(
-        "| case | median ops/s | rounds | acquisition wait p50 | p99 | p99.9 | max | acquisitions |"
+        "| case | median ops/s | rounds | acquisition wait p50 | p99 | p99.9 | max | acquisitions | client CPU µs/op | switches/op |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for c in &cases {
         let h = &c.wait_us;
+        let per_op = |x: f64| x / c.usage.0.max(1) as f64;
         println!(
-            "| {} | {:.0} | {} | {} µs | {} µs | {} µs | {} µs | {} |",
+            "| {} | {:.0} | {} | {} µs | {} µs | {} µs | {} µs | {} | {:.1} | {:.2} |",
             c.name(),
             median(&c.ops_per_sec),
             c.ops_per_sec
@@ -141,7 +170,27 @@ fn main() -> Result<()> {
             h.value_at_quantile(0.999),
             h.max(),
             h.len(),
+            per_op(c.usage.1),
+            per_op(c.usage.2),
         );
+    }
+    if let Ok(dir) = std::env::var("CONTENTION_DUMP") {
+        std::fs::create_dir_all(&dir)?;
+        for c in &cases {
+            let m = match c.mode {
+                Mode::Layer => "layer",
+                Mode::R2d2 => "r2d2",
+            };
+            let mut out = String::from("quantile\twait_us\n");
+            for v in c.wait_us.iter_quantiles(4) {
+                out.push_str(&format!(
+                    "{}\t{}\n",
+                    v.quantile_iterated_to(),
+                    v.value_iterated_to()
+                ));
+            }
+            std::fs::write(format!("{dir}/wait_{m}_{}.tsv", c.threads), out)?;
+        }
     }
     let find = |mode, threads| {
         cases

@@ -175,9 +175,12 @@ fn reads_go_to_a_configured_replica() {
     );
 }
 
-/// Waiters are served in the order they arrived, and a caller that returns its connection and
-/// asks again at once queues behind them instead of taking it back (no barging). A pool of one
-/// makes every acquisition sequential, so the order recorded is the order served.
+/// Waiters are served in the order they arrived, and once they have waited
+/// `taskstore::pool::OVERTAKE_BOUND` a caller that returns its connection and asks again at
+/// once queues behind them instead of taking it back (no barging past the bound). A pool of
+/// one makes every acquisition sequential, so the order recorded is the order served. (Before
+/// the bound a returning caller may take its connection back: r2d2 alone lets it do so for
+/// ever, and this test then fails, e.g. `[0, 8, 2, 3, 11, …]`.)
 fn served_in_arrival_order(backend: Backend, threads: usize) {
     let db = TestDb::new(
         backend,
@@ -207,6 +210,8 @@ fn served_in_arrival_order(backend: Backend, threads: usize) {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+        // Every waiter has now waited past the bound: from here on nobody may overtake them.
+        std::thread::sleep(taskstore::pool::OVERTAKE_BOUND + Duration::from_millis(5));
         drop(held);
     });
     let served = served.into_inner().unwrap();

@@ -95,8 +95,8 @@ impl Pool {
         let mut dead: Option<Dead> = None;
 
         // Fast path: an idle connection, no waiting, no bookkeeping for waiters. Only while
-        // nobody is queued: a newcomer does not take a connection from under a waiter.
-        if self.shared.queue.is_empty()
+        // nobody is queued or the longest waiter may still be overtaken (`OVERTAKE_BOUND`).
+        if self.shared.queue.may_barge()
             && let Some(pooled) = self.r2d2().try_get()
         {
             match self.checkout(pooled, deadline, location, verify) {

@@ -218,9 +218,9 @@ impl Drop for Conn {
             // Counted back before r2d2 sees it: a broken connection is closed during the
             // return, and the gauges count connections as closed only while idle.
             self.shared.checked_in();
-            // A caller waits: hand it this connection directly (see `queue`), unless it must
-            // be closed. Otherwise back to r2d2, and the head of the queue (if one arrived
-            // meanwhile) looks there.
+            // A caller has waited `OVERTAKE_BOUND`: hand it this connection directly (see
+            // `queue`), unless it must be closed. Otherwise back to r2d2, and the head of the
+            // queue (if one arrived meanwhile, and may not be overtaken) looks there.
             let back = if self.shared.queue.is_empty()
                 || super::manager::is_broken(&self.shared, &mut p)
             {

@@ -8,11 +8,15 @@
 //! How, given r2d2's own behaviour:
 //! - r2d2 opens connections on its own threads and retries failed connects forever; a caller
 //!   only ever *waits* for one, so no caller is stuck inside a connect.
-//! - Callers that find no idle connection queue in arrival order (`queue`): a connection
-//!   checked in while someone waits is handed straight to the longest waiter, and a newcomer
-//!   takes r2d2's fast path only while nobody waits, so nobody barges past a waiter. Waiters
-//!   still wake every 25 ms to look at connection errors and the deadline. libpq's
-//!   `connect_timeout` bounds each attempt on those threads.
+//! - Callers that find no idle connection queue in arrival order (`queue`), and are served in
+//!   that order. A caller that is not queued (one returning its connection and asking again at
+//!   once, or a newcomer) may take an idle connection before them only while the longest
+//!   waiter has waited less than [`OVERTAKE_BOUND`] (20 ms); after that every connection
+//!   checked in is handed straight to the longest waiter. The bound keeps most of the
+//!   throughput of a pool that lets returning threads barge (no context switch per
+//!   acquisition) without its unbounded overtaking. Waiters still wake every 25 ms to look at
+//!   connection errors and the deadline. libpq's `connect_timeout` bounds each attempt on
+//!   those threads.
 //! - r2d2's `test_on_check_out` would run a `SELECT 1` outside any deadline (and double the cost
 //!   of a point query), so it is off. Instead a connection idle longer than
 //!   `DATABASE_VALIDATE_IDLE_MS` is pinged under the watchdog (see [`crate::conn`]), which shuts
@@ -84,6 +88,7 @@ use std::time::{Duration, Instant};
 
 pub use guard::Conn;
 pub(crate) use metrics::describe as describe_metrics;
+pub use queue::OVERTAKE_BOUND;
 pub(crate) use startup::wait_until_ready;
 pub use stats::{LatencySummary, Stats};
 

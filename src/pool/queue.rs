@@ -1,6 +1,6 @@
 //! The fair acquisition queue in front of r2d2: callers that find no idle connection wait here
-//! in arrival order, and a connection checked in while someone waits goes straight to the
-//! longest waiter.
+//! in arrival order, and once the longest waiter has waited [`OVERTAKE_BOUND`] (20 ms), a
+//! connection checked in goes straight to it.
 //!
 //! r2d2 stays the pool of record (it opens, counts, reaps and closes every connection); the
 //! queue only decides who gets a connection when there are more callers than connections.
@@ -10,13 +10,26 @@
 //! and the order is luck (bench/RESULTS.md measured 64 threads on a pool of 8 at 0.69–0.85× of
 //! 8 threads, p99 wait 14 ms against p50 1 µs).
 //!
+//! The promise: waiters are served among themselves in arrival order, always; a caller that is
+//! not queued (a thread returning its connection and asking again at once, or a newcomer) may
+//! take an idle connection before them only while the longest waiter has waited less than
+//! [`OVERTAKE_BOUND`]. Why the bound: strict hand-off costs a context switch per acquisition
+//! under contention (the connection goes to a sleeping thread, the returning thread sleeps at
+//! the back of the queue); letting the returning thread go on, on a warm CPU, for a bounded
+//! time is what r2d2's barging gains, without r2d2's unbounded overtaking. Under a sustained
+//! overload the bound is where the waits settle (bench/RESULTS.md, issue 14 item 1).
+//!
 //! Here:
 //! - each waiter parks on its own mutex and condition variable, so a hand-off wakes exactly
 //!   the waiter it is for, and the waiter wakes without contending for the queue's lock (the
 //!   queue's lock is taken first, a waiter's second, never the other way round);
-//! - a healthy connection checked in while someone waits is handed to the head of the queue
-//!   directly (it never goes back to r2d2's idle list in between, so nobody can barge);
-//! - a newcomer takes r2d2's fast path only while nobody is queued;
+//! - a healthy connection checked in while the head has waited `OVERTAKE_BOUND` or longer is
+//!   handed to it directly (it never goes back to r2d2's idle list in between, so nobody can
+//!   barge); before that it goes back to r2d2 without waking anybody, and the head looks there
+//!   every `HEAD_LOOK` (1 ms) and once more when its bound is reached, so a connection nobody
+//!   took back is not left idle for long;
+//! - a caller that is not queued takes r2d2's fast path only while nobody is queued or the
+//!   head may still be overtaken;
 //! - only the head of the queue ever waits inside r2d2 ("polls"): when the pool is not full
 //!   (r2d2 opens connections only for a caller inside `get_timeout`) or when it was told a
 //!   connection went back to r2d2. While the head polls, connections checked in go back to r2d2,
@@ -28,7 +41,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::manager::Manager;
 
@@ -45,10 +58,32 @@ pub(crate) struct Queue {
     /// r2d2 may still open one for a caller inside `get_timeout`.
     open: AtomicU32,
     max_size: u32,
+    /// The clock `head_since` counts from.
+    epoch: Instant,
+    /// When the head of the queue arrived, in nanoseconds since `epoch` (`NO_HEAD` while
+    /// nobody waits): readable without the lock, for the barging decision.
+    head_since: AtomicU64,
+    /// [`OVERTAKE_BOUND`] in nanoseconds.
+    bound: u64,
 }
+
+/// `head_since` while nobody waits.
+const NO_HEAD: u64 = u64::MAX;
+
+/// How long a queued caller may be overtaken by callers that are not queued (a thread that
+/// returns its connection and asks again at once, or a newcomer): from its arrival until it has
+/// waited this long. After that every connection checked in goes to the longest waiter. See
+/// the module documentation.
+pub const OVERTAKE_BOUND: Duration = Duration::from_millis(20);
+
+/// While the head of the queue may still be overtaken, it looks at r2d2 this often, so that a
+/// connection checked in without a hand-off that nobody took back does not stay idle for long.
+const HEAD_LOOK: Duration = Duration::from_millis(1);
 
 struct Waiter {
     ticket: u64,
+    /// When the caller arrived, in nanoseconds since the queue's `epoch`.
+    since: u64,
     parker: Arc<Parker>,
     /// Looking inside r2d2: check-ins go to r2d2, which wakes it.
     polling: bool,
@@ -74,14 +109,19 @@ impl Parker {
     }
 
     fn nudge(&self) {
-        self.lock().nudged = true;
-        self.wake.notify_one();
+        let mut state = self.lock();
+        if !state.nudged {
+            state.nudged = true;
+            drop(state);
+            self.wake.notify_one();
+        }
     }
 }
 
 /// A caller's place in the queue.
 pub(crate) struct Ticket {
     id: u64,
+    since: u64,
     parker: Arc<Parker>,
 }
 
@@ -104,7 +144,39 @@ impl Queue {
             next_ticket: AtomicU64::new(0),
             open: AtomicU32::new(0),
             max_size,
+            epoch: Instant::now(),
+            head_since: AtomicU64::new(NO_HEAD),
+            bound: OVERTAKE_BOUND.as_nanos() as u64,
         }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Publishes when the (new) head arrived; under the queue's lock.
+    fn update_head(&self, waiting: &VecDeque<Waiter>) {
+        self.head_since
+            .store(waiting.front().map_or(NO_HEAD, |w| w.since), SeqCst);
+    }
+
+    /// Whether a caller that is not queued may take an idle connection from r2d2: nobody
+    /// waits, or the longest waiter has waited less than [`OVERTAKE_BOUND`] (no lock; one
+    /// clock reading while someone waits).
+    pub fn may_barge(&self) -> bool {
+        let head = self.head_since.load(SeqCst);
+        head == NO_HEAD || self.now_ns() < head.saturating_add(self.bound)
+    }
+
+    /// Whether `waiter` may still be overtaken (it has waited less than the bound).
+    fn overtakable(&self, waiter: &Waiter) -> bool {
+        self.now_ns() < waiter.since.saturating_add(self.bound)
+    }
+
+    /// When the caller stops being overtaken, if it is the head of the queue.
+    fn head_window_end(&self, ticket: &Ticket) -> Option<Instant> {
+        (self.head_since.load(SeqCst) == ticket.since)
+            .then(|| self.epoch + Duration::from_nanos(ticket.since.saturating_add(self.bound)))
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<Waiter>> {
@@ -139,6 +211,7 @@ impl Queue {
         }
         let ticket = Ticket {
             id: self.next_ticket.fetch_add(1, SeqCst),
+            since: self.now_ns(),
             parker: Arc::default(),
         };
         self.push(&mut waiting, &ticket, false);
@@ -163,6 +236,7 @@ impl Queue {
         }
         let waiter = Waiter {
             ticket: ticket.id,
+            since: ticket.since,
             parker: Arc::clone(&ticket.parker),
             polling: false,
         };
@@ -172,6 +246,7 @@ impl Queue {
             waiting.push_back(waiter);
         }
         self.len.fetch_add(1, SeqCst);
+        self.update_head(waiting);
     }
 
     /// Marks the caller as polling r2d2 if it is the head.
@@ -190,16 +265,22 @@ impl Queue {
     pub fn wait(&self, ticket: &Ticket, until: Instant) -> Step {
         let parker = &ticket.parker;
         let mut state = parker.lock();
+        // While this caller is the head and may still be overtaken, connections checked in go
+        // back to r2d2 without waking it: it looks there every `HEAD_LOOK`, and once more when
+        // its window ends (from then on it is handed the next one).
+        let mut look_at: Option<Instant> = None;
         loop {
             if let Some(conn) = state.handed.take() {
                 return Step::Handed(conn);
             }
             let now = Instant::now();
             let timed_out = now >= until;
-            if state.nudged || timed_out {
+            let look = look_at.is_some_and(|t| now >= t);
+            if state.nudged || timed_out || look {
                 // The head also looks at r2d2 at the end of every slice (without blocking when
                 // the pool is full), whatever it missed.
                 state.nudged = false;
+                look_at = None;
                 drop(state);
                 let head = self.start_polling(ticket);
                 state = parker.lock();
@@ -215,9 +296,16 @@ impl Queue {
                 }
                 continue;
             }
+            if look_at.is_none() {
+                look_at = self
+                    .head_window_end(ticket)
+                    .filter(|&end| end > now)
+                    .map(|end| end.min(now + HEAD_LOOK));
+            }
+            let wake = look_at.map_or(until, |t| t.min(until));
             state = parker
                 .wake
-                .wait_timeout(state, until - now)
+                .wait_timeout(state, wake - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -237,11 +325,13 @@ impl Queue {
         if let Some(i) = waiting.iter().position(|w| w.ticket == ticket.id) {
             waiting.remove(i);
             self.len.fetch_sub(1, SeqCst);
+            self.update_head(&waiting);
             if i == 0
-                && self.pool_has_room()
                 && let Some(next) = waiting.front()
+                && (self.pool_has_room() || self.overtakable(next))
             {
-                // The next waiter is the head now: it polls r2d2 while the pool has room.
+                // The next waiter is the head now: it polls r2d2 while the pool has room, and
+                // looks there on its own while it may be overtaken (see `wait`).
                 next.parker.nudge();
             }
         }
@@ -257,14 +347,17 @@ impl Queue {
         }
         let mut waiting = self.lock();
         let head = match waiting.front() {
-            Some(head) if !head.polling => waiting.pop_front().expect("front exists"),
+            Some(head) if !head.polling && !self.overtakable(head) => {
+                waiting.pop_front().expect("front exists")
+            }
             _ => return Some(conn),
         };
         self.len.fetch_sub(1, SeqCst);
+        self.update_head(&waiting);
         // Under the queue's lock, so that a waiter leaving finds what it was handed.
         head.parker.lock().handed = Some(conn);
-        if self.pool_has_room()
-            && let Some(next) = waiting.front()
+        if let Some(next) = waiting.front()
+            && (self.pool_has_room() || self.overtakable(next))
         {
             next.parker.nudge();
         }
@@ -276,7 +369,9 @@ impl Queue {
     /// A connection went back to r2d2 (healthy while nobody seemed to wait, or broken and
     /// closed): the head, if any, looks at r2d2.
     pub fn nudge(&self) {
-        if self.is_empty() {
+        // While the head may be overtaken it looks at r2d2 on its own (see `wait`): waking it
+        // for every check-in would cost a context switch each, mostly for nothing.
+        if self.is_empty() || self.may_barge() {
             return;
         }
         if let Some(head) = self.lock().front() {

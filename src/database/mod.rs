@@ -173,7 +173,7 @@ impl Database {
 
     /// [`Database::run_read_once_more`] for a task read of `owner`'s rows: inside a transaction
     /// scoped to `owner` when row-level security applies to the connection's session (see
-    /// `Conn::run_as_owner`), as it is otherwise (no extra round trip).
+    /// [`owner_scoped`]), as it is otherwise (no extra round trip).
     #[track_caller]
     pub(crate) fn run_read_as_owner<T>(
         &self,
@@ -193,7 +193,7 @@ impl Database {
         let deadline = Instant::now() + self.config().pool().acquire_timeout;
         let run = |conn: Conn, f: &mut dyn FnMut(&mut DbConnection) -> Result<T>| match owner {
             None => conn.run(f),
-            Some(owner) => conn.run_as_owner(owner, self.config(), f),
+            Some(owner) => owner_scoped(conn, owner, self.config(), f),
         };
         let (conn, replica) = self.read_target(location, deadline)?;
         match run(conn, &mut f) {
@@ -213,17 +213,15 @@ impl Database {
 
     /// [`Database::run`] for a task write of `owner`'s rows: inside a transaction scoped to
     /// `owner` when row-level security applies to the connection's session (see
-    /// `Conn::run_as_owner`), as it is otherwise (no extra round trip).
+    /// [`owner_scoped`]), as it is otherwise (no extra round trip).
     #[track_caller]
     pub(crate) fn run_as_owner<T>(
         &self,
         owner: UserId,
         f: impl FnOnce(&mut DbConnection) -> Result<T>,
     ) -> Result<T> {
-        self.inner
-            .primary
-            .acquire(Location::caller())?
-            .run_as_owner(owner, self.config(), f)
+        let conn = self.inner.primary.acquire(Location::caller())?;
+        owner_scoped(conn, owner, self.config(), f)
     }
 
     /// Like [`Database::run`], on a read replica when configured (see
@@ -354,4 +352,32 @@ impl Inner {
             replicas,
         })
     }
+}
+
+/// Runs a task call `f` for `owner` on `conn` (trusted, like `Conn::run`): as
+/// it is when row-level security does not apply to the session (`Conn::row_security`),
+/// otherwise inside a transaction scoped to `owner` (`taskstore.user_id` set in the BEGIN
+/// batch, see [`TxOptions::owner`](crate::tx::TxOptions::owner)), so that a role under the
+/// policy sees and writes the owner's rows (behind a transaction-mode pooler with the
+/// session timeouts of `config` as transaction-local settings, as `with_transaction` sets
+/// them).
+fn owner_scoped<T>(
+    conn: Conn,
+    owner: UserId,
+    config: &Config,
+    f: impl FnOnce(&mut DbConnection) -> Result<T>,
+) -> Result<T> {
+    let mut conn = conn.trusted();
+    let result = match conn.row_security() {
+        Ok(false) => f(&mut conn),
+        Ok(true) => {
+            let locals = crate::tx::pooler_locals(config);
+            crate::tx::scoped(&mut conn, owner, locals.as_deref(), f)
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        conn.note_error(e);
+    }
+    result
 }

@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 use super::leaks;
 use super::manager::Manager;
 use super::shared::Shared;
-use crate::config::Config;
 use crate::conn::{DbConnection, Fired, SessionReset};
 use crate::error::{Error, Result};
-use crate::models::UserId;
 
 /// A checked-out connection. Dereferences to [`DbConnection`]; returns to the pool on drop.
 pub struct Conn {
@@ -68,34 +66,6 @@ impl Conn {
     pub(crate) fn run<T>(self, f: impl FnOnce(&mut DbConnection) -> Result<T>) -> Result<T> {
         let mut conn = self.trusted();
         let result = f(&mut conn);
-        if let Err(e) = &result {
-            conn.note_error(e);
-        }
-        result
-    }
-
-    /// Runs a task call `f` for `owner` on this connection (trusted, like [`Conn::run`]): as
-    /// it is when row-level security does not apply to the session ([`Conn::row_security`]),
-    /// otherwise inside a transaction scoped to `owner` (`taskstore.user_id` set in the BEGIN
-    /// batch, see [`TxOptions::owner`](crate::tx::TxOptions::owner)), so that a role under the
-    /// policy sees and writes the owner's rows (behind a transaction-mode pooler with the
-    /// session timeouts of `config` as transaction-local settings, as `with_transaction` sets
-    /// them).
-    pub(crate) fn run_as_owner<T>(
-        self,
-        owner: UserId,
-        config: &Config,
-        f: impl FnOnce(&mut DbConnection) -> Result<T>,
-    ) -> Result<T> {
-        let mut conn = self.trusted();
-        let result = match conn.row_security() {
-            Ok(false) => f(&mut conn),
-            Ok(true) => {
-                let locals = crate::tx::pooler_locals(config);
-                crate::tx::scoped(&mut conn, owner, locals.as_deref(), f)
-            }
-            Err(e) => Err(e),
-        };
         if let Err(e) = &result {
             conn.note_error(e);
         }

@@ -3,9 +3,14 @@
 --                    logs in as it (migrations are its only job);
 --   taskstore_app    the runtime role of DATABASE_URL: reads and writes rows (SELECT, INSERT,
 --                    UPDATE, DELETE), nothing else: no DROP, ALTER, TRUNCATE, CREATE (tables,
---                    functions, temporary tables) and no SET ROLE (it is a member of no role).
+--                    functions, temporary tables) and no SET ROLE (it is a member of no role
+--                    until docs/row-security.sql, which adds it to taskstore_row_security).
 --
--- Run as a superuser (or a role with CREATEROLE and CREATEDB), once, before the first migration:
+-- Run as a superuser, once, before the first migration. (A role with CREATEROLE and CREATEDB
+-- but not superuser also needs membership in taskstore_owner before `CREATE DATABASE ... OWNER`:
+-- PostgreSQL 15 refuses it otherwise; add `GRANT taskstore_owner TO CURRENT_USER;` after the
+-- CREATE ROLE lines.) The file is not re-runnable: a second run stops at `role ... already
+-- exists`; drop the roles and the database first, or run only the statements still missing.
 --   psql -v ON_ERROR_STOP=1 -v db=tasks -f docs/roles.sql "postgres://postgres@HOST/postgres"
 -- then give both roles a password (\password taskstore_owner, \password taskstore_app) unless
 -- they log in another way, migrate (DATABASE_MIGRATION_URL=postgres://taskstore_owner@HOST/tasks),

@@ -443,3 +443,55 @@ fn postgres_row_security_unscoped_write_says_what_to_do() {
     assert!(text.contains("docs/row-security.sql"), "{text}");
     assert_eq!(shape.owner.tasks().stats(user.id).expect("stats").total, 0);
 }
+
+/// Row-level security turned on while the application runs: a task write on a connection
+/// that asked before is refused by the policy with advice to restart, that connection is
+/// discarded, and the next call (on a connection that asks again) works.
+#[test]
+fn postgres_row_security_turned_on_while_running_heals_on_the_next_write() {
+    common::init_tracing();
+    let cluster = Cluster::start(&[]);
+    psql_file(&cluster.url(), "roles.sql", &["db=app"]);
+    let owner = connect(&cluster, "taskstore_owner", &[]);
+    psql_file(
+        &role_url(&cluster, "taskstore_owner"),
+        "roles-after-migrate.sql",
+        &[],
+    );
+    let app = connect(
+        &cluster,
+        "taskstore_app",
+        &[("DATABASE_POOL_MAX_SIZE", "1")],
+    );
+    let user = common::factories::user(&owner);
+    let new = NewTask {
+        title: "before",
+        ..NewTask::default()
+    };
+    app.tasks()
+        .create(user.id, &new)
+        .expect("a write before row security is on");
+    psql_file(&cluster.url_for("app"), "row-security.sql", &[]);
+    let refused = app
+        .tasks()
+        .create(user.id, &new)
+        .expect_err("the connection still believes row security does not apply");
+    let text = refused.to_string();
+    assert!(
+        text.contains("row-level security") && text.contains("restart the application"),
+        "the error says what happened and what to do: {text}"
+    );
+    app.tasks()
+        .create(user.id, &new)
+        .expect("the next write asks again and names its owner");
+    let mine = app
+        .tasks()
+        .list(
+            user.id,
+            &taskstore::models::TaskFilter::default(),
+            taskstore::models::TaskSort::CreatedAsc,
+            &taskstore::models::PageRequest::first(20),
+        )
+        .expect("list");
+    assert_eq!(mine.items.len(), 2, "the write before and the one after");
+}

@@ -152,6 +152,10 @@ pub enum UserAction {
         /// New already-hashed password (e.g. a PHC string); never a plain password.
         #[arg(long, value_name = "HASH")]
         password_hash: Option<String>,
+        /// Set a new password, hashed with Argon2id (a reset): prompted for without echo on a
+        /// terminal, else the first line of standard input. Never a command-line value.
+        #[arg(long, conflicts_with = "password_hash")]
+        password: bool,
     },
     /// Deactivate a user.
     Deactivate {

@@ -66,7 +66,8 @@ impl Env {
         })
     }
 
-    /// Runs with `--json`, expects exit `code`, returns the stderr error object.
+    /// Runs with `--json`, expects exit `code`, returns the stderr error object (the last of
+    /// stderr's JSON lines).
     fn fails(&self, code: i32, args: &[&str]) -> Value {
         let mut full = vec!["--json"];
         full.extend_from_slice(args);
@@ -78,12 +79,19 @@ impl Env {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let err: Value = serde_json::from_slice(&out.stderr).unwrap_or_else(|_| {
-            panic!(
-                "{args:?}: stderr is not JSON: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+        // JSON lines: log events (warnings) may come before the error object, which is last.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<Value> = stderr
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|_| panic!("{args:?}: stderr is not JSON lines: {stderr}"))
+            })
+            .collect();
+        let err = lines
+            .last()
+            .cloned()
+            .unwrap_or_else(|| panic!("{args:?}: nothing on stderr"));
         assert!(err["error"]["message"].is_string(), "{err}");
         err
     }

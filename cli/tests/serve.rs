@@ -572,9 +572,9 @@ fn every_route_postgres() {
 fn cli_password_and_inactive(backend: Backend) {
     let env = CliEnv::new(backend);
     // From standard input when it is not a terminal.
-    let add = |email: &str, password: &str| {
+    let with_password = |args: &[&str], password: &str| {
         let mut child = env
-            .cmd(&["--json", "user", "add", "--email", email, "--password"])
+            .cmd(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -600,6 +600,12 @@ fn cli_password_and_inactive(backend: Backend) {
         );
         let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(stored.get("password_hash").is_none());
+    };
+    let add = |email: &str, password: &str| {
+        with_password(
+            &["--json", "user", "add", "--email", email, "--password"],
+            password,
+        );
     };
     add("cli@example.com", "from the cli");
     add("stdin@example.com", "piped password");
@@ -633,6 +639,34 @@ fn cli_password_and_inactive(backend: Backend) {
     .expect(200);
     call("GET", &me, Some(("cli@example.com", "from the cli"))).expect(401);
     call("GET", &me, Some(("cli@example.com", "a new secret"))).expect(200);
+    // An operator resets it from the CLI (`user update --password`, standard input).
+    with_password(
+        &["--json", "user", "update", "cli@example.com", "--password"],
+        "reset by the operator",
+    );
+    call("GET", &me, Some(("cli@example.com", "a new secret"))).expect(401);
+    call(
+        "GET",
+        &me,
+        Some(("cli@example.com", "reset by the operator")),
+    )
+    .expect(200);
+    // A hash that is not a PHC string is stored, with a warning that serve cannot verify it.
+    let out = env.run(&[
+        "user",
+        "add",
+        "--email",
+        "bcrypt@example.com",
+        "--password-hash",
+        "not-a-phc-string",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("not a PHC string") && !warned.contains("not-a-phc-string"),
+        "a warning that names the problem, never the hash: {warned}"
+    );
+    call("GET", &me, Some(("bcrypt@example.com", "anything"))).expect(401);
 }
 
 #[test]
@@ -1008,8 +1042,9 @@ fn bad_addr_and_busy_port_are_clear_errors_sqlite() {
     );
 }
 
-/// `If-Match: *` is unconditional (RFC 9110 §13.1.1); an empty or listed `If-Match` is 400
-/// and changes nothing.
+/// `If-Match: *` is unconditional (RFC 9110 §13.1.1); an empty, listed, repeated or weak
+/// (`W/"2"`, which never matches under If-Match's strong comparison) `If-Match` is 400 and
+/// changes nothing.
 fn if_match_forms(backend: Backend) {
     let env = CliEnv::new(backend);
     let s = Server::start(env.url.as_deref().unwrap(), &[]);
@@ -1027,7 +1062,7 @@ fn if_match_forms(backend: Backend) {
     )
     .expect(200);
     assert_eq!(r.json()["version"], 2);
-    for bad in ["", "\"2\", \"3\"", "abc"] {
+    for bad in ["", "\"2\", \"3\"", "abc", "W/\"2\""] {
         let r = send(
             "PATCH",
             &url,
@@ -1038,6 +1073,30 @@ fn if_match_forms(backend: Backend) {
         .expect(400);
         assert_eq!(r.json()["field"], "If-Match", "{bad:?}");
     }
+    // The header twice (ureq cannot repeat a header): written by hand on one connection.
+    let base = s.url("");
+    let authority = base.trim_start_matches("http://");
+    let path = url
+        .strip_prefix(&base)
+        .expect("the task's URL starts with the base");
+    let token = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ada.0, ada.1))
+    };
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+    let request = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Basic {token}\r\n\
+         Content-Type: application/json\r\nIf-Match: \"2\"\r\nIf-Match: \"1\"\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    std::io::Write::write_all(&mut stream, request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).expect("read");
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "If-Match twice must be 400: {answer}"
+    );
     let r = call("GET", &url, Some(ada)).expect(200);
     assert_eq!(
         r.json()["version"],

@@ -369,7 +369,17 @@ fn owner_scoped<T>(
 ) -> Result<T> {
     let mut conn = conn.trusted();
     let result = match conn.row_security() {
-        Ok(false) => f(&mut conn),
+        Ok(false) => {
+            let result = f(&mut conn);
+            // The policy refused a write that was not owner-scoped: row-level security was
+            // turned on after this connection asked. Discarded, so that its answer goes with it.
+            if let Err(Error::Database { message, .. }) = &result
+                && message.contains("row-level security policy")
+            {
+                conn.discard();
+            }
+            result
+        }
         Ok(true) => {
             let locals = crate::tx::pooler_locals(config);
             crate::tx::scoped(&mut conn, owner, locals.as_deref(), f)

@@ -132,7 +132,10 @@ const ROW_SECURITY_ADVICE: &str = "this role is a member of taskstore_row_securi
     (docs/row-security.sql), which writes and sees only the rows whose user_id is the \
     transaction's owner: open the transaction with Database::with_transaction_opts and \
     TxOptions::owner (db.tasks() calls do this themselves), or connect as a role outside that \
-    group";
+    group. If row-level security was turned on while the application ran, a db.tasks() call on \
+    a connection opened before does not know yet: that connection is discarded and the next \
+    call asks again, but reads on the others find no rows until they are recycled \
+    (DATABASE_MAX_LIFETIME_S): restart the application after turning it on";
 
 impl From<DieselError> for Error {
     fn from(err: DieselError) -> Self {

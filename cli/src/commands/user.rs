@@ -20,7 +20,7 @@ pub fn run(ctx: &Ctx, action: UserAction) -> anyhow::Result<ExitCode> {
             last_name,
         } => {
             let password_hash = match password_hash {
-                Some(h) if !password => h,
+                Some(h) if !password => checked_hash(h),
                 _ => crate::serve::hash_password(&read_password()?)?,
             };
             let user = users.create(&NewUser {
@@ -42,8 +42,14 @@ pub fn run(ctx: &Ctx, action: UserAction) -> anyhow::Result<ExitCode> {
             first_name,
             last_name,
             password_hash,
+            password,
         } => {
             let id = resolve_user(&db, &user)?.id;
+            let password_hash = if password {
+                Some(crate::serve::hash_password(&read_password()?)?)
+            } else {
+                password_hash.map(checked_hash)
+            };
             let patch = UserPatch {
                 email,
                 password_hash,
@@ -83,4 +89,19 @@ fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// A `--password-hash` as given, with a warning when it is not a PHC string (`$argon2id$...`,
+/// the password-hash crate's format): the layer stores any hash (an application may verify its
+/// own scheme), but `taskstore serve` verifies only PHC strings, so that user could not log in
+/// there. The hash itself is never printed.
+fn checked_hash(hash: String) -> String {
+    if password_hash::PasswordHash::new(&hash).is_err() {
+        tracing::warn!(
+            "--password-hash is not a PHC string such as $argon2id$v=19$...: it is stored as given, \
+             but `taskstore serve` cannot verify it, so this user cannot log in there; use \
+             --password to have taskstore hash one"
+        );
+    }
+    hash
 }

@@ -323,27 +323,50 @@ pub async fn get_task(
     one_task(st, me, path, |st, owner, id| st.db.tasks().get(owner, id)).await
 }
 
-/// The version in `If-Match`: `3`, `"3"` or `W/"3"` (the `ETag` of `GET` is `"3"`); `*`
-/// (RFC 9110 §13.1.1: any current representation) is unconditional, like no header. A header
-/// that is present but empty is refused rather than read as absent, so a client whose ETag
-/// variable came out empty does not lose its stale-version check without noticing.
+/// The version in `If-Match`: `"3"` (the `ETag` of `GET`) or `3`; `*` (RFC 9110 §13.1.1: any
+/// current representation) is unconditional, like no header. Refused with 400: a header that
+/// is present but empty (a client whose ETag variable came out empty must not lose its
+/// stale-version check without noticing), a list or a repeated header (one task has one
+/// version), and a weak tag `W/"3"` (If-Match compares strongly, RFC 9110 §13.1.1: a weak tag
+/// never matches, so the change could never apply).
 fn if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
-    let Some(v) = headers.get(header::IF_MATCH) else {
+    let mut values = headers.get_all(header::IF_MATCH).iter();
+    let Some(v) = values.next() else {
         return Ok(None);
     };
-    let bad = || {
+    let bad = |why: &str| {
         ApiError::bad_request(
             "If-Match",
-            "If-Match must be one task version such as \"3\" (the ETag of GET /v1/tasks/{id}), \
-             or * for any version; leave the header out to change the task unconditionally",
+            format!(
+                "{why}: If-Match must be one task version such as \"3\" (the ETag of GET \
+                 /v1/tasks/{{id}}), or * for any version; leave the header out to change the task \
+                 unconditionally"
+            ),
         )
     };
-    let s = v.to_str().map_err(|_| bad())?.trim();
+    if values.next().is_some() {
+        return Err(bad("If-Match was sent more than once"));
+    }
+    let s = v
+        .to_str()
+        .map_err(|_| bad("If-Match is not visible ASCII"))?
+        .trim();
     if s == "*" {
         return Ok(None);
     }
-    let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
-    s.parse::<i32>().map(Some).map_err(|_| bad())
+    if s.starts_with("W/") {
+        return Err(bad(
+            "a weak entity tag never matches under If-Match's strong comparison (RFC 9110 §13.1.1)",
+        ));
+    }
+    let unquoted = s
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(s);
+    unquoted
+        .parse::<i32>()
+        .map(Some)
+        .map_err(|_| bad(&format!("{s:?} is not one task version")))
 }
 
 #[utoipa::path(patch, path = "/v1/tasks/{id}", tag = "tasks", security(("basic" = [])), params(("id" = String, Path, description = "the task id (UUID)"), ("If-Match" = Option<String>, Header, description = "change only if the task is at this version (its ETag, e.g. \"3\"); * or no header: unconditional; empty: 400")), request_body = openapi::TaskPatch, responses((status = 200, description = "the updated task", body = openapi::Task), (status = 404, description = "no such task of yours", body = ErrorBody), (status = 409, description = "If-Match names a stale version; nothing changed", body = ErrorBody), (status = 400, description = "malformed body", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not application/json", body = ErrorBody), (status = 422, description = "a field is invalid", body = ErrorBody), (status = 401, description = "no or wrong credentials, or an inactive user", body = ErrorBody), (status = 503, description = "database unavailable or the server at its limit; see Retry-After", body = ErrorBody), (status = 504, description = "a statement ran out of time", body = ErrorBody)))]

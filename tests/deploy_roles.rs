@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::cluster::{Cluster, pg_bin};
+use common::cluster::Cluster;
 use common::outage::pooler::Pgbouncer;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -20,29 +18,11 @@ struct Roles {
     cluster: Cluster,
 }
 
-fn psql_file(url: &str, file: &str, vars: &[&str]) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/").to_owned() + file;
-    let mut cmd = Command::new(pg_bin().join("psql"));
-    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
-    for v in vars {
-        cmd.args(["-v", v]);
-    }
-    let out = cmd
-        .args(["-f", &path, "-d", url])
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql -f docs/{file} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl Roles {
     fn start() -> Self {
         common::init_tracing();
         let cluster = Cluster::start(&[]);
-        psql_file(&cluster.url(), "roles.sql", &["db=app"]);
+        common::cluster::psql_docs_file(&cluster.url(), "roles.sql", &["db=app"]);
         Self { cluster }
     }
 
@@ -59,7 +39,7 @@ impl Roles {
         vars.extend_from_slice(extra);
         let db = Database::connect(&Config::from_vars(vars).expect("configuration"))
             .unwrap_or_else(|e| panic!("connect as the runtime role: {e}"));
-        psql_file(&owner, "roles-after-migrate.sql", &[]);
+        common::cluster::psql_docs_file(&owner, "roles-after-migrate.sql", &[]);
         db
     }
 }

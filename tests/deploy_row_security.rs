@@ -15,9 +15,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::cluster::{Cluster, pg_bin};
+use common::cluster::Cluster;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use proptest::prelude::*;
@@ -25,24 +23,6 @@ use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
 use taskstore::models::{NewTask, UserId};
 use taskstore::tx::TxOptions;
 use taskstore::{Config, Database, Error};
-
-fn psql_file(url: &str, file: &str, vars: &[&str]) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/").to_owned() + file;
-    let mut cmd = Command::new(pg_bin().join("psql"));
-    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
-    for v in vars {
-        cmd.args(["-v", v]);
-    }
-    let out = cmd
-        .args(["-f", &path, "-d", url])
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql -f docs/{file} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 struct Shape {
     cluster: Cluster,
@@ -61,16 +41,16 @@ impl Shape {
     fn start_with(conf: &[&str], vars: &[(&str, &str)]) -> Self {
         common::init_tracing();
         let cluster = Cluster::start(conf);
-        psql_file(&cluster.url(), "roles.sql", &["db=app"]);
+        common::cluster::psql_docs_file(&cluster.url(), "roles.sql", &["db=app"]);
         let owner = connect(&cluster, "taskstore_owner", vars);
         let app = connect(&cluster, "taskstore_app", vars);
-        psql_file(
+        common::cluster::psql_docs_file(
             &role_url(&cluster, "taskstore_owner"),
             "roles-after-migrate.sql",
             &[],
         );
         // Turning row-level security on needs the migrated table.
-        psql_file(&cluster.url_for("app"), "row-security.sql", &[]);
+        common::cluster::psql_docs_file(&cluster.url_for("app"), "row-security.sql", &[]);
         Self {
             cluster,
             owner,
@@ -451,9 +431,9 @@ fn postgres_row_security_unscoped_write_says_what_to_do() {
 fn postgres_row_security_turned_on_while_running_heals_on_the_next_write() {
     common::init_tracing();
     let cluster = Cluster::start(&[]);
-    psql_file(&cluster.url(), "roles.sql", &["db=app"]);
+    common::cluster::psql_docs_file(&cluster.url(), "roles.sql", &["db=app"]);
     let owner = connect(&cluster, "taskstore_owner", &[]);
-    psql_file(
+    common::cluster::psql_docs_file(
         &role_url(&cluster, "taskstore_owner"),
         "roles-after-migrate.sql",
         &[],
@@ -471,7 +451,7 @@ fn postgres_row_security_turned_on_while_running_heals_on_the_next_write() {
     app.tasks()
         .create(user.id, &new)
         .expect("a write before row security is on");
-    psql_file(&cluster.url_for("app"), "row-security.sql", &[]);
+    common::cluster::psql_docs_file(&cluster.url_for("app"), "row-security.sql", &[]);
     let refused = app
         .tasks()
         .create(user.id, &new)

@@ -12,26 +12,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Output, Stdio};
 
 use common::cli_env::taskstore_bin;
-use common::cluster::{Cluster, pg_bin};
+use common::cluster::Cluster;
 use serde_json::{Value, json};
-
-fn psql_file(url: &str, file: &str, vars: &[&str]) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/").to_owned() + file;
-    let mut cmd = Command::new(pg_bin().join("psql"));
-    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
-    for v in vars {
-        cmd.args(["-v", v]);
-    }
-    let out = cmd
-        .args(["-f", &path, "-d", url])
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql -f docs/{file} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The throw-away cluster with both roles and row-level security on.
 struct Shape {
@@ -42,7 +24,7 @@ struct Shape {
 impl Shape {
     fn start() -> Self {
         let cluster = Cluster::start(&[]);
-        psql_file(&cluster.url(), "roles.sql", &["db=app"]);
+        common::cluster::psql_docs_file(&cluster.url(), "roles.sql", &["db=app"]);
         let shape = Self {
             cluster,
             dir: tempfile::tempdir().expect("tempdir"),
@@ -53,12 +35,12 @@ impl Shape {
             "migrate as the owner: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        psql_file(
+        common::cluster::psql_docs_file(
             &shape.url("taskstore_owner"),
             "roles-after-migrate.sql",
             &[],
         );
-        psql_file(&shape.cluster.url_for("app"), "row-security.sql", &[]);
+        common::cluster::psql_docs_file(&shape.cluster.url_for("app"), "row-security.sql", &[]);
         shape
     }
 

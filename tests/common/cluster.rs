@@ -277,3 +277,31 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Runs the project's `docs/<file>` with psql against `url` (`-v name=value` for each of
+/// `vars`), stopping at the first error; panics with psql's stderr when it fails. Found from
+/// either package's manifest directory (the library's tests and the command's share this
+/// module).
+pub fn psql_docs_file(url: &str, file: &str, vars: &[&str]) {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("docs"))
+        .find(|d| d.join("roles.sql").exists())
+        .expect("the project's docs/ directory");
+    let mut cmd = Command::new(pg_bin().join("psql"));
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
+    for v in vars {
+        cmd.args(["-v", v]);
+    }
+    let out = cmd
+        .arg("-f")
+        .arg(docs.join(file))
+        .args(["-d", url])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql -f docs/{file} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

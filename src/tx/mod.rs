@@ -178,7 +178,7 @@ where
 /// and trusted): `BEGIN` with `taskstore.user_id` (and the pooler's `locals`) in one batch,
 /// `f`, then `COMMIT`, or `ROLLBACK` when `f` fails. No re-runs (the call outside a transaction
 /// would not re-run either) and not counted as an application transaction in the pool's
-/// statistics. What [`Conn::run_as_owner`](crate::pool::Conn::run_as_owner) uses when
+/// statistics. The database layer's task calls (`database::owner_scoped`) use it when
 /// row-level security applies to the session.
 pub(crate) fn scoped<T>(
     conn: &mut Conn,
